@@ -1,0 +1,165 @@
+"""Quality benchmark on held-out tracks: ViSQOL (audio mode) and LSD.
+
+    python benchmarks/quality.py [--data data/pairs] [--tracks 15] [--seconds 10]
+
+For each held-out test track (``data/pairs/splits.json``, made by
+``python -m mp3fix.train.dataset``), a stereo excerpt is encoded with LAME
+(ffmpeg's libmp3lame) at 16, 32 and 64 kbit/s at the sample rates the ``lame``
+command line picks (8, 16, 24 kHz), decoded by mp3fix's decoder, and scored
+against the original for: the MP3 itself, the two non-learned baselines, and
+mp3fix (seed 0). ``spread`` is the LSD between two mp3fix variants (seeds 0
+and 1) above the cutoff; below it the variants are identical by construction.
+Prints a markdown table; ``--json`` writes the numbers, ``--pictures DIR``
+writes before/after/variant spectrograms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy.signal import resample_poly
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from baselines import band_copy, noise_fill  # noqa: E402
+
+from mp3fix.audio import decode  # noqa: E402
+from mp3fix.restore import Restorer  # noqa: E402
+from mp3fix.spectral import detect_cutoff, stft  # noqa: E402
+from mp3fix.train.dataset import EncoderConfig, encode_mp3  # noqa: E402
+
+SR = 44100
+SETTINGS = [EncoderConfig(16, 2, 8000, 1.0), EncoderConfig(32, 2, 16000, 1.0), EncoderConfig(64, 2, 24000, 1.0)]
+
+
+def lsd(ref: np.ndarray, deg: np.ndarray, n_fft: int = 2048, hop: int = 512) -> float:
+    """Log-spectral distance (dB): per-frame RMS over bins of the dB difference, mean over frames."""
+    a = np.abs(stft(ref, n_fft, hop)) ** 2
+    b = np.abs(stft(deg, n_fft, hop)) ** 2
+    d = 10 * np.log10(a + 1e-10) - 10 * np.log10(b + 1e-10)
+    return float(np.sqrt((d**2).mean(axis=-2)).mean())
+
+
+def band_lsd(a: np.ndarray, b: np.ndarray, lo_bin: int, n_fft: int = 1024, hop: int = 512) -> float:
+    pa = np.abs(stft(a, n_fft, hop))[:, lo_bin : n_fft // 2] ** 2
+    pb = np.abs(stft(b, n_fft, hop))[:, lo_bin : n_fft // 2] ** 2
+    d = 10 * np.log10(pa + 1e-10) - 10 * np.log10(pb + 1e-10)
+    return float(np.sqrt((d**2).mean(axis=-2)).mean())
+
+
+class Visqol:
+    def __init__(self) -> None:
+        import logging
+
+        from visqol import VisqolApi
+
+        logging.getLogger("visqol").setLevel(logging.ERROR)
+        self.api = VisqolApi()
+        self.api.create(mode="audio")
+
+    def __call__(self, ref: np.ndarray, deg: np.ndarray) -> float:
+        r = resample_poly(ref.mean(axis=0), 160, 147).astype(np.float64)
+        d = resample_poly(deg.mean(axis=0), 160, 147).astype(np.float64)
+        return float(self.api.measure_from_arrays(r, d, 48000).moslqo)
+
+
+def excerpt(path: str, seconds: float) -> np.ndarray:
+    x, _ = decode(path, SR)
+    if x.shape[0] == 1:
+        x = np.repeat(x, 2, axis=0)
+    n = int(seconds * SR)
+    start = max(0, x.shape[1] // 2 - n // 2)
+    return x[:, start : start + n]
+
+
+def spectrogram_png(signals: dict[str, np.ndarray], path: Path, seconds: float = 6.0) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(signals), figsize=(3.2 * len(signals), 3.2), sharey=True)
+    for ax, (name, sig) in zip(axes, signals.items()):
+        s = np.abs(stft(sig[0, : int(seconds * SR)], 1024, 256))
+        ax.imshow(20 * np.log10(s + 1e-6), origin="lower", aspect="auto", vmin=-100, vmax=10, cmap="magma",
+                  extent=[0, s.shape[1] * 256 / SR, 0, SR / 2000])
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("s")
+    axes[0].set_ylabel("kHz")
+    fig.tight_layout()
+    fig.savefig(path, dpi=70)
+    plt.close(fig)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=Path("data/pairs"))
+    ap.add_argument("--model", default=None, help="ONNX model (default: the shipped one)")
+    ap.add_argument("--tracks", type=int, default=15)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--no-visqol", action="store_true", help="LSD only (fast)")
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--pictures", type=Path)
+    ap.add_argument("--threads", type=int, default=None)
+    a = ap.parse_args()
+    tracks = json.loads((a.data / "splits.json").read_text())["splits"]["test"][: a.tracks]
+    restorer = Restorer(a.model, device="cpu", threads=a.threads)
+    vq = None if a.no_visqol else Visqol()
+    systems = ["mp3", "noise fill", "band copy", "mp3fix"]
+    scores: dict[str, dict[str, dict[str, list[float]]]] = {
+        f"{s.kbps}": {m: {k: [] for k in systems} for m in ("visqol", "lsd")} for s in SETTINGS
+    }
+    spread: dict[str, list[float]] = {f"{s.kbps}": [] for s in SETTINGS}
+    t0 = time.time()
+    for ti, path in enumerate(tracks):
+        ref = excerpt(path, a.seconds)
+        for s in SETTINGS:
+            with tempfile.TemporaryDirectory() as tmp:
+                mp3 = Path(tmp) / "x.mp3"
+                encode_mp3(ref, SR, s, mp3)
+                dec, _ = decode(mp3, SR)
+            n = min(dec.shape[1], ref.shape[1])
+            dec, r = dec[:, :n], ref[:, :n]
+            v0, v1 = restorer.restore(dec, SR, seed=0, variants=2)
+            outs = {"mp3": dec, "noise fill": noise_fill(dec), "band copy": band_copy(dec), "mp3fix": v0}
+            key = f"{s.kbps}"
+            for name, y in outs.items():
+                scores[key]["lsd"][name].append(lsd(r, y))
+                if vq is not None:
+                    scores[key]["visqol"][name].append(vq(r, y))
+            cut = detect_cutoff(np.abs(stft(dec, 1024, 512)[:, :512]) ** 2)
+            spread[key].append(band_lsd(v0, v1, cut) if cut < 512 else 0.0)
+            if a.pictures and ti == 0:
+                a.pictures.mkdir(parents=True, exist_ok=True)
+                spectrogram_png({"original": r, f"MP3 {s.kbps} kbit/s": dec, "mp3fix seed 0": v0,
+                                 "mp3fix seed 1": v1}, a.pictures / f"spectrogram-{s.kbps}k.png")
+        print(f"track {ti + 1}/{len(tracks)} done ({time.time() - t0:.0f}s)", file=sys.stderr, flush=True)
+
+    def mean(v: list[float]) -> str:
+        return f"{np.mean(v):.3f}" if v else "-"
+
+    print(f"\n{len(tracks)} held-out tracks x {a.seconds:.0f} s, stereo; ViSQOL audio mode (higher is better), "
+          "LSD in dB (lower is better)\n")
+    print("| bitrate | metric | " + " | ".join(systems) + " |")
+    print("|---|---|" + "---|" * len(systems))
+    for key in scores:
+        for metric in ("visqol", "lsd"):
+            if metric == "visqol" and vq is None:
+                continue
+            print(f"| {key} kbit/s | {metric} | " + " | ".join(mean(scores[key][metric][k]) for k in systems) + " |")
+    print("\nvariant spread (LSD between seeds 0 and 1 above the cutoff, dB): "
+          + ", ".join(f"{k} kbit/s {mean(v)}" for k, v in spread.items()))
+    if a.json:
+        summary = {k: {m: {s: float(np.mean(v)) for s, v in d.items() if v} for m, d in mv.items()}
+                   for k, mv in scores.items()}
+        a.json.write_text(json.dumps({"tracks": len(tracks), "seconds": a.seconds, "scores": summary,
+                                      "spread": {k: float(np.mean(v)) for k, v in spread.items()}}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

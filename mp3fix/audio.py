@@ -1,0 +1,271 @@
+"""Audio in and out: find ffmpeg, probe, stream-decode and resample, write safely.
+
+Decoding runs one ffmpeg process per file and reads its raw float32 output in
+blocks, so memory does not grow with the file. Resampling to the model rate is
+done inside that process by the SoX resampler (band-limited, linear phase, no
+time shift). Writing goes to a temporary file beside the target, renamed into
+place only when everything succeeded.
+
+Channel policy (explicit, per case):
+- mono in: mono out (restored as one channel);
+- stereo in: stereo out (each channel restored, z drawn per channel);
+- more than two channels: downmixed to stereo by ffmpeg's standard matrix, since
+  the model knows nothing of surround layouts; ``Source.downmixed`` says so.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from mp3fix.errors import DecodeError, FfmpegNotFoundError, OutputError
+from mp3fix.mp3info import inspect_mp3
+
+OUTPUT_FORMATS = {".wav": "WAV", ".flac": "FLAC"}
+SUBTYPES = {
+    ("WAV", "16"): "PCM_16",
+    ("WAV", "24"): "PCM_24",
+    ("WAV", "float"): "FLOAT",
+    ("FLAC", "16"): "PCM_16",
+    ("FLAC", "24"): "PCM_24",
+}
+DEFAULT_BIT_DEPTH = {"WAV": "float", "FLAC": "24"}
+
+
+def ffmpeg_exe() -> str:
+    """The ffmpeg to use: $MP3FIX_FFMPEG, else imageio-ffmpeg's, else one on PATH.
+
+    The pip-installed binary comes first because its build is known (it has the
+    SoX resampler and libmp3lame); a system ffmpeg is the fallback.
+    """
+    env = os.environ.get("MP3FIX_FFMPEG")
+    if env:
+        return env
+    try:
+        import imageio_ffmpeg
+
+        return str(imageio_ffmpeg.get_ffmpeg_exe())
+    except Exception:  # noqa: BLE001 - any failure here means "not available"
+        pass
+    found = shutil.which("ffmpeg")
+    if found:
+        return found
+    raise FfmpegNotFoundError("no ffmpeg found: pip install imageio-ffmpeg, or set MP3FIX_FFMPEG")
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What ffmpeg says about an input file's first audio stream."""
+
+    path: Path
+    codec: str
+    sample_rate: int
+    channels: int
+    duration: float | None
+    start_trim: int = 0  # samples at sample_rate to drop (MP3 without gapless tag)
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def out_channels(self) -> int:
+        return 1 if self.channels == 1 else 2
+
+    @property
+    def downmixed(self) -> bool:
+        return self.channels > 2
+
+
+_AUDIO_RE = re.compile(r"Stream #\S+.*?: Audio: (\w+).*?, (\d+) Hz, ([^,]+)")
+_DUR_RE = re.compile(r"Duration: (\d+):(\d+):(\d+\.\d+)")
+_LAYOUT_CHANNELS = {"mono": 1, "stereo": 2, "2.1": 3, "quad": 4, "5.0": 5, "5.1": 6, "7.1": 8}
+
+
+def _clean_ffmpeg_message(stderr: str) -> str:
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    for ln in lines:
+        if "Invalid data" in ln or "Error" in ln or "error" in ln:
+            return re.sub(r"^\[[^\]]*\]\s*", "", ln)
+    return re.sub(r"^\[[^\]]*\]\s*", "", lines[-1]) if lines else "unknown ffmpeg error"
+
+
+def probe(path: str | Path) -> SourceInfo:
+    """Read codec, rate, channels and duration; raise DecodeError for non-audio."""
+    path = Path(path)
+    if not path.exists():
+        raise DecodeError(f"{path}: no such file")
+    if path.is_dir():
+        raise DecodeError(f"{path}: is a folder, not an audio file")
+    if path.stat().st_size == 0:
+        raise DecodeError(f"{path}: file is empty")
+    proc = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)],
+        capture_output=True,
+        text=True,
+        errors="replace",
+    )
+    m = _AUDIO_RE.search(proc.stderr)
+    if m is None:
+        if "Invalid data" in proc.stderr or "Error opening" in proc.stderr:
+            raise DecodeError(f"{path}: not a readable audio file ({_clean_ffmpeg_message(proc.stderr)})")
+        raise DecodeError(f"{path}: contains no audio stream")
+    codec, rate, layout = m.group(1), int(m.group(2)), m.group(3).strip()
+    ch_match = re.match(r"(\d+) channels", layout)
+    channels = int(ch_match.group(1)) if ch_match else _LAYOUT_CHANNELS.get(layout.split("(")[0], 2)
+    d = _DUR_RE.search(proc.stderr)
+    duration = int(d.group(1)) * 3600 + int(d.group(2)) * 60 + float(d.group(3)) if d else None
+    start_trim = 0
+    if codec.startswith("mp3"):
+        facts = inspect_mp3(path)
+        if facts is None:
+            raise DecodeError(f"{path}: no valid MP3 frames found")
+        if facts.truncated:
+            raise DecodeError(f"{path}: MP3 is truncated (its last frame is cut off)")
+        start_trim = facts.start_trim
+    return SourceInfo(path, codec, rate, channels, duration, start_trim)
+
+
+def decode_blocks(
+    info: SourceInfo, sample_rate: int, block: int = 1 << 16
+) -> Iterator[np.ndarray]:
+    """Yield float32 blocks of shape (channels, n) at ``sample_rate``.
+
+    Trims a missing-gapless-tag delay, resamples with soxr and downmixes more
+    than two channels, all inside ffmpeg. Raises DecodeError if ffmpeg fails or
+    produces no samples.
+    """
+    channels = info.out_channels
+    filters = []
+    if info.start_trim:
+        filters.append(f"atrim=start_sample={info.start_trim},asetpts=PTS-STARTPTS")
+    if info.sample_rate != sample_rate:
+        filters.append(f"aresample={sample_rate}:resampler=soxr:precision=28")
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(info.path),
+           "-map", "0:a:0", "-vn"]
+    if filters:
+        cmd += ["-af", ",".join(filters)]
+    cmd += ["-ac", str(channels), "-f", "f32le", "-acodec", "pcm_f32le", "pipe:1"]
+    with tempfile.TemporaryFile() as errfile:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errfile)
+        assert proc.stdout is not None
+        frame_bytes = 4 * channels
+        want = block * frame_bytes
+        total = 0
+        pending = b""
+        try:
+            while True:
+                chunk = proc.stdout.read(want - len(pending))
+                if not chunk:
+                    break
+                pending += chunk
+                if len(pending) < want:
+                    continue
+                arr = np.frombuffer(pending, dtype="<f4").reshape(-1, channels).T
+                pending = b""
+                total += arr.shape[1]
+                yield np.ascontiguousarray(arr)
+            usable = len(pending) - len(pending) % frame_bytes
+            if usable:
+                arr = np.frombuffer(pending[:usable], dtype="<f4").reshape(-1, channels).T
+                total += arr.shape[1]
+                yield np.ascontiguousarray(arr)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            proc.stdout.close()
+        errfile.seek(0)
+        stderr = errfile.read().decode("utf-8", "replace")
+    if proc.returncode != 0:
+        raise DecodeError(f"{info.path}: decoding failed ({_clean_ffmpeg_message(stderr)})")
+    if total == 0:
+        raise DecodeError(f"{info.path}: no audio could be decoded")
+
+
+def decode(path: str | Path, sample_rate: int) -> tuple[np.ndarray, SourceInfo]:
+    """Decode a whole file into memory (for tests, benchmarks and training data)."""
+    info = probe(path)
+    blocks = list(decode_blocks(info, sample_rate))
+    return np.concatenate(blocks, axis=1), info
+
+
+def output_format(path: str | Path) -> str:
+    """'WAV' or 'FLAC' from the extension; OutputError otherwise."""
+    ext = Path(path).suffix.lower()
+    if ext not in OUTPUT_FORMATS:
+        raise OutputError(f"{path}: output must end in .wav or .flac")
+    return OUTPUT_FORMATS[ext]
+
+
+def output_subtype(path: str | Path, bit_depth: str | None) -> str:
+    fmt = output_format(path)
+    depth = bit_depth or DEFAULT_BIT_DEPTH[fmt]
+    key = (fmt, str(depth))
+    if key not in SUBTYPES:
+        choices = ", ".join(d for f, d in SUBTYPES if f == fmt)
+        raise OutputError(f"{fmt} cannot be written at bit depth {depth} (choose {choices})")
+    return SUBTYPES[key]
+
+
+class AudioWriter:
+    """Stream blocks to ``path`` through a temporary file that is renamed on success.
+
+    Integer formats cannot hold samples beyond full scale; they are clamped and
+    counted in ``clipped`` so the caller can warn. Float WAV never clips.
+    """
+
+    def __init__(self, path: str | Path, sample_rate: int, channels: int, bit_depth: str | None = None):
+        self.path = Path(path)
+        self.format = output_format(self.path)
+        self.subtype = output_subtype(self.path, bit_depth)
+        self.sample_rate = sample_rate
+        self.channels = channels
+        self.clipped = 0
+        self.frames = 0
+        self._tmp: Path | None = None
+        self._file: sf.SoundFile | None = None
+
+    def __enter__(self) -> AudioWriter:
+        folder = self.path.parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=".partial", dir=folder)
+            os.close(fd)
+        except OSError as exc:
+            raise OutputError(f"{self.path}: cannot write there ({exc.strerror})") from exc
+        self._tmp = Path(name)
+        self._file = sf.SoundFile(
+            str(self._tmp), "w", samplerate=self.sample_rate, channels=self.channels,
+            format=self.format, subtype=self.subtype,
+        )
+        return self
+
+    def write(self, block: np.ndarray) -> None:
+        """Write a (channels, n) float block."""
+        assert self._file is not None
+        data = np.asarray(block, dtype=np.float32).T
+        if self.subtype != "FLOAT":
+            over = np.abs(data) > 1.0
+            n_over = int(over.sum())
+            if n_over:
+                self.clipped += n_over
+                data = np.clip(data, -1.0, 1.0)
+        self._file.write(data)
+        self.frames += data.shape[0]
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        assert self._file is not None and self._tmp is not None
+        try:
+            self._file.close()
+        finally:
+            if exc_type is None:
+                os.replace(self._tmp, self.path)
+            else:
+                self._tmp.unlink(missing_ok=True)

@@ -1,0 +1,128 @@
+"""The model's sidecar: every setting the runtime needs, read from ``NAME.onnx.json``.
+
+Spectral sizes, chunk sizes, input and output names and the checksum all live in
+the sidecar next to the ONNX file (as piper does); the runtime reads them from
+here and nowhere else. ``ModelConfig()`` with no arguments gives the settings new
+models are trained with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mp3fix.errors import ModelError
+
+DEFAULT_MODEL = "mp3fix-gan"
+
+
+@dataclass
+class ModelConfig:
+    name: str = DEFAULT_MODEL
+    sample_rate: int = 44100
+    n_fft: int = 1024
+    hop: int = 512
+    window: str = "hann"
+    n_bins: int = 512  # bins fed to the model; the Nyquist bin is passed through
+    log_floor: float = 1e-5
+    cutoff_drop_db: float = 20.0
+    cutoff_width: int = 6
+    full_band_margin_bins: int = 24  # a cutoff this close to n_bins: nothing to restore
+    mask_ramp_bins: int = 8
+    z_channels: int = 2
+    time_multiple: int = 32
+    segment_frames: int = 768
+    overlap_frames: int = 16
+    context_frames: int = 64
+    train_crop_frames: int = 128
+    input_names: list[str] = field(default_factory=lambda: ["logmag", "mask", "z"])
+    output_names: list[str] = field(default_factory=lambda: ["restored"])
+    sha256: str = ""
+    status: str = ""
+    training: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    # sizes in samples, all whole hops so frames line up across chunk borders
+    @property
+    def segment(self) -> int:
+        return self.segment_frames * self.hop
+
+    @property
+    def overlap(self) -> int:
+        return self.overlap_frames * self.hop
+
+    @property
+    def context(self) -> int:
+        return self.context_frames * self.hop
+
+
+def band_mask(cutoff: int, n_bins: int, ramp: int) -> np.ndarray:
+    """(n_bins,) float32: 0 below ``cutoff - ramp``, rising linearly to 1 at ``cutoff``."""
+    k = np.arange(n_bins, dtype=np.float32)
+    if ramp <= 0:
+        return (k >= cutoff).astype(np.float32)
+    return np.clip((k - (cutoff - ramp)) / ramp, 0.0, 1.0).astype(np.float32)
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def shipped_model_path(name: str = DEFAULT_MODEL) -> Path:
+    """Path of a shipped model: ``mp3fix/models/NAME.onnx`` in an installed wheel
+    (the top-level ``models/`` folder is mapped there at build time), or the
+    top-level ``models/`` of a source checkout."""
+    installed = Path(str(resources.files("mp3fix"))) / "models" / f"{name}.onnx"
+    if installed.exists():
+        return installed
+    return Path(__file__).resolve().parent.parent / "models" / f"{name}.onnx"
+
+
+def load_config(onnx_path: Path, verify: bool = True) -> ModelConfig:
+    """Read the sidecar next to ``onnx_path``; check the checksum if asked."""
+    sidecar = onnx_path.with_name(onnx_path.name + ".json")
+    if not onnx_path.exists():
+        raise ModelError(f"model not found: {onnx_path}")
+    if not sidecar.exists():
+        raise ModelError(f"model sidecar not found: {sidecar}")
+    try:
+        cfg = ModelConfig.from_dict(json.loads(sidecar.read_text()))
+    except (ValueError, TypeError) as exc:
+        raise ModelError(f"model sidecar {sidecar} is not valid: {exc}") from exc
+    if verify and cfg.sha256 and sha256_of(onnx_path) != cfg.sha256:
+        raise ModelError(f"model {onnx_path} does not match the checksum in its sidecar")
+    return cfg
+
+
+def resolve_model(model: str | Path | None) -> Path:
+    """A model argument -> ONNX path: None is the shipped default, a name is a
+    shipped model, anything else is a path."""
+    if model is None:
+        model = DEFAULT_MODEL
+    p = Path(model)
+    if p.suffix == ".onnx" or p.exists():
+        if not p.exists():
+            raise ModelError(f"model not found: {p}")
+        return p
+    path = shipped_model_path(str(model))
+    if not path.exists():
+        raise ModelError(f"no shipped model named {model!r} ({path} is missing)")
+    return path

@@ -1,0 +1,209 @@
+"""The library API: ``Restorer(...).restore(...)`` and ``restore_file``.
+
+One chunk's work (``Restorer.process_chunk``): STFT, detect the cutoff, draw z,
+run the generator on all channels and variants as one batch, rebuild phase,
+inverse STFT. Merging chunks is ``mp3fix.chunking``'s job; reading and writing
+files is ``mp3fix.audio``'s.
+
+z is drawn on the host in blocks of ``Z_BLOCK`` frames, each from a generator
+seeded by (seed, variant, channel, block index), so the noise at a given moment
+of the song depends only on the seed and variant, not on how it was chunked or
+which provider ran it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy.signal import resample_poly
+
+from mp3fix import audio
+from mp3fix.chunking import stream_overlap_add
+from mp3fix.model import band_mask, resolve_model
+from mp3fix.phase import STRATEGIES, restore_phase
+from mp3fix.runtime import Generator
+from mp3fix.spectral import detect_cutoff, istft, log_magnitude, stft
+
+Z_BLOCK = 64
+DEFAULT_SEED = 0
+
+
+def draw_z(seed: int, variant: int, channel: int, first_frame: int, frames: int,
+           z_channels: int, bins: int) -> np.ndarray:
+    """(z_channels, bins, frames) standard normal noise for absolute frames
+    [first_frame, first_frame + frames); a pure function of its arguments."""
+    out = np.empty((z_channels, bins, frames), dtype=np.float32)
+    b0 = first_frame // Z_BLOCK
+    b1 = (first_frame + frames - 1) // Z_BLOCK
+    for b in range(b0, b1 + 1):
+        rng = np.random.default_rng([seed & 0xFFFFFFFF, variant, channel, b + (1 << 30)])
+        block = rng.standard_normal((z_channels, bins, Z_BLOCK), dtype=np.float32)
+        lo = max(first_frame, b * Z_BLOCK)
+        hi = min(first_frame + frames, (b + 1) * Z_BLOCK)
+        out[:, :, lo - first_frame : hi - first_frame] = block[:, :, lo - b * Z_BLOCK : hi - b * Z_BLOCK]
+    return out
+
+
+@dataclass
+class FileResult:
+    input: Path
+    outputs: list[Path]
+    seconds: float
+    input_rate: int
+    channels: int
+    clipped: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+class Restorer:
+    """Restore audio with a shipped or given ONNX generator."""
+
+    def __init__(
+        self,
+        model: str | Path | None = None,
+        device: str = "auto",
+        threads: int | None = None,
+        phase: str = "copy",
+        phase_iters: int = 0,
+    ) -> None:
+        if phase not in STRATEGIES:
+            raise ValueError(f"phase must be one of {STRATEGIES}")
+        self.generator = Generator(resolve_model(model), device=device, threads=threads)
+        self.config = self.generator.config
+        self.phase = phase
+        self.phase_iters = phase_iters
+
+    @property
+    def sample_rate(self) -> int:
+        return self.config.sample_rate
+
+    def process_chunk(self, chunk: np.ndarray, start: int, seed: int, variants: int) -> np.ndarray:
+        """(variants*C, n) audio chunk starting at absolute sample ``start`` -> restored.
+
+        The input rows are the C source channels repeated for each variant; the
+        STFT and cutoff are computed once and the generator runs on all rows.
+        """
+        cfg = self.config
+        rows, n = chunk.shape
+        c = rows // variants
+        spec = stft(chunk[:c], cfg.n_fft, cfg.hop)  # (C, bins+1, frames)
+        low = spec[:, : cfg.n_bins]
+        cutoff = detect_cutoff(np.abs(low) ** 2, cfg.cutoff_drop_db, cfg.cutoff_width)
+        if cutoff >= cfg.n_bins - cfg.full_band_margin_bins:
+            return chunk.copy()  # full-band (or silent) chunk: nothing to restore
+        frames = low.shape[-1]
+        mask1 = band_mask(cutoff, cfg.n_bins, cfg.mask_ramp_bins)
+        logmag = log_magnitude(low, cfg.log_floor)
+        first_frame = start // cfg.hop
+        z = np.stack([
+            draw_z(seed, v, ch, first_frame, frames, cfg.z_channels, cfg.n_bins)
+            for v in range(variants) for ch in range(c)
+        ])
+        lm = np.tile(logmag, (variants, 1, 1))[:, None]
+        mask = np.broadcast_to(mask1[None, None, :, None], lm.shape).astype(np.float32)
+        restored = self.generator(lm, mask, z)[:, 0]
+        mag = np.maximum(np.exp(restored) - cfg.log_floor, 0.0)
+        rng = np.random.default_rng([seed & 0xFFFFFFFF, first_frame + (1 << 30)])
+        mp3_low = np.tile(low, (variants, 1, 1))
+        out_low = restore_phase(mag, mp3_low, mask1, cutoff, self.phase, self.phase_iters,
+                                cfg.n_fft, cfg.hop, n, rng)
+        full = np.concatenate([out_low, np.tile(spec[:, cfg.n_bins :], (variants, 1, 1))], axis=1)
+        return istft(full, cfg.n_fft, cfg.hop, n)
+
+    def restore_stream(
+        self,
+        blocks: Iterable[np.ndarray],
+        seed: int = DEFAULT_SEED,
+        variants: int = 1,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> Iterator[np.ndarray]:
+        """Restore a stream of (C, n) blocks at the model rate; yields (variants*C, m)
+        blocks, variant-major (rows v*C .. v*C+C-1 are variant v)."""
+        cfg = self.config
+
+        def tiled() -> Iterator[np.ndarray]:
+            for b in blocks:
+                yield np.tile(b, (variants, 1))
+
+        def process(chunk: np.ndarray, start: int) -> np.ndarray:
+            return self.process_chunk(chunk, start, seed, variants)
+
+        for out in stream_overlap_add(process, tiled(), cfg.segment, cfg.overlap, cfg.context):
+            if on_progress is not None:
+                on_progress(out.shape[1])
+            yield out
+
+    def restore(self, samples: np.ndarray, sample_rate: int, seed: int = DEFAULT_SEED,
+                variants: int = 1) -> list[np.ndarray]:
+        """Restore in-memory audio (C, n) or (n,) at any rate; returns ``variants``
+        arrays of shape (C, m) at the model rate (m = n scaled by the rate ratio)."""
+        x = np.atleast_2d(np.asarray(samples, dtype=np.float32))
+        if sample_rate != self.sample_rate:
+            g = np.gcd(sample_rate, self.sample_rate)
+            x = resample_poly(x, self.sample_rate // g, sample_rate // g, axis=-1).astype(np.float32)
+        c = x.shape[0]
+        if x.shape[1] == 0:
+            return [x.copy() for _ in range(variants)]
+        out = np.concatenate(list(self.restore_stream([x], seed, variants)), axis=1)
+        return [out[v * c : (v + 1) * c] for v in range(variants)]
+
+    def restore_file(
+        self,
+        src: str | Path,
+        outputs: list[Path],
+        seed: int = DEFAULT_SEED,
+        bit_depth: str | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
+        overwrite: bool = False,
+    ) -> FileResult:
+        """Decode ``src``, restore one variant per entry of ``outputs``, write them.
+
+        Every output is written to a temporary file and renamed only when all of
+        them are complete; on any failure none is left behind. The input is only
+        ever read.
+        """
+        src = Path(src)
+        for out in outputs:
+            audio.output_subtype(out, bit_depth)  # check the format before any work
+            if out.resolve() == src.resolve():
+                raise audio.OutputError(f"{out}: refusing to overwrite the input")
+            if out.exists() and not overwrite:
+                raise audio.OutputError(f"{out}: already exists (use --overwrite)")
+        info = audio.probe(src)
+        c = info.out_channels
+        total = int(round((info.duration or 0.0) * self.sample_rate))
+        done = 0
+
+        def progress(n: int) -> None:
+            nonlocal done
+            done += n
+            if on_progress is not None:
+                on_progress(done, max(total, done))
+
+        variants = len(outputs)
+        writers = [audio.AudioWriter(o, self.sample_rate, c, bit_depth) for o in outputs]
+        entered: list[audio.AudioWriter] = []
+        try:
+            for w in writers:
+                entered.append(w.__enter__())
+            blocks = audio.decode_blocks(info, self.sample_rate)
+            for out in self.restore_stream(blocks, seed, variants, progress):
+                for v, w in enumerate(writers):
+                    w.write(out[v * c : (v + 1) * c])
+        except BaseException as exc:
+            for w in reversed(entered):
+                w.__exit__(type(exc), exc, None)
+            raise
+        for w in reversed(entered):
+            w.__exit__(None, None, None)
+        notes = []
+        if info.downmixed:
+            notes.append(f"{info.channels} channels downmixed to stereo")
+        clipped = sum(w.clipped for w in writers)
+        if clipped:
+            notes.append(f"{clipped} samples clipped at full scale (write float WAV to keep them)")
+        return FileResult(src, list(outputs), writers[0].frames / self.sample_rate, info.sample_rate,
+                          c, clipped, notes)

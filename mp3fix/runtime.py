@@ -1,0 +1,85 @@
+"""onnxruntime: provider choice, session options, running the generator.
+
+This is the only place mp3fix touches an inference engine.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from mp3fix.errors import DeviceError, ModelError
+from mp3fix.model import ModelConfig, load_config
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def available_providers() -> list[str]:
+    return list(ort.get_available_providers())
+
+
+def choose_providers(device: str, available: list[str] | None = None) -> list[str]:
+    """Providers for ``device``: an explicit choice wins, CPU always comes last.
+
+    ``auto`` takes CUDA when onnxruntime offers it; ``cuda`` without a CUDA
+    provider is an error that says how to get one.
+    """
+    avail = available_providers() if available is None else available
+    if device not in DEVICES:
+        raise DeviceError(f"unknown device {device!r} (choose auto, cpu or cuda)")
+    has_cuda = "CUDAExecutionProvider" in avail
+    if device == "cuda" and not has_cuda:
+        raise DeviceError(
+            "CUDA was requested but this onnxruntime has no CUDA provider: "
+            "pip install 'mp3fix[gpu]' (it replaces onnxruntime with onnxruntime-gpu)"
+        )
+    if device in ("auto", "cuda") and has_cuda:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def default_threads() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+class Generator:
+    """An ONNX generator plus its sidecar settings."""
+
+    def __init__(self, path: Path, device: str = "auto", threads: int | None = None) -> None:
+        self.path = Path(path)
+        self.config: ModelConfig = load_config(self.path)
+        self.providers = choose_providers(device)
+        opts = ort.SessionOptions()
+        n = threads or default_threads()
+        opts.intra_op_num_threads = n
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=self.providers)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises several unrelated types
+            raise ModelError(f"cannot load model {self.path}: {str(exc).splitlines()[0]}") from exc
+        names = [i.name for i in self.session.get_inputs()]
+        if names != self.config.input_names:
+            raise ModelError(f"model inputs {names} do not match its sidecar {self.config.input_names}")
+
+    @property
+    def device(self) -> str:
+        return "cuda" if self.session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
+
+    def __call__(self, logmag: np.ndarray, mask: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """(N,1,F,T), (N,1,F,T), (N,Z,F,T) -> (N,1,F,T); pads T to the model's multiple."""
+        cfg = self.config
+        t = logmag.shape[-1]
+        pad = (-t) % cfg.time_multiple
+        if pad:
+            floor = np.float32(np.log(cfg.log_floor))
+            logmag = np.concatenate([logmag, np.full(logmag.shape[:-1] + (pad,), floor, np.float32)], -1)
+            mask = np.concatenate([mask, np.repeat(mask[..., -1:], pad, -1)], -1)
+            z = np.concatenate([z, np.zeros(z.shape[:-1] + (pad,), np.float32)], -1)
+        feeds = dict(zip(cfg.input_names, (logmag, mask, z)))
+        out = self.session.run(cfg.output_names, feeds)[0]
+        return out[..., :t]

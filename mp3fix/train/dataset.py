@@ -1,0 +1,245 @@
+"""Training data: fetch free music, split by track, make MP3 twins, store spectrogram pairs.
+
+One command (``python -m mp3fix.train.dataset --out data``) does it all:
+1. sources: Debian's free game-soundtrack packages (``apt-get download`` and
+   unpack, no install), or any folder of good-quality music (``--music DIR``);
+2. split by whole track into train / val / test with a seeded shuffle (test
+   tracks are only listed, for ``benchmarks/quality.py``; they never touch training);
+3. for each train/val track and a few seeded encoder settings drawn from
+   ``CONFIGS`` (bitrate, mono/stereo, the sample rate the ``lame`` command line
+   picks for that bitrate), encode an excerpt with LAME (ffmpeg's libmp3lame),
+   decode it exactly the way the runtime does (``mp3fix.audio``), check that it
+   lines up with the original by cross-correlation, and cut aligned crops of
+   log-magnitude spectrograms (float16) with the detected cutoff.
+The result is ``OUT/train.npz``, ``OUT/val.npz`` and ``OUT/splits.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from scipy.signal import correlate
+
+from mp3fix.audio import decode, ffmpeg_exe
+from mp3fix.model import ModelConfig
+from mp3fix.spectral import detect_cutoff, log_magnitude, stft
+
+PACKAGES = ["ufoai-music", "warzone2100-music", "wesnoth-1.16-music", "singularity-music"]
+AUDIO_EXT = {".ogg", ".opus", ".flac", ".wav", ".mp3", ".m4a"}
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    kbps: int
+    channels: int
+    rate: int  # the rate the lame command line resamples to for this bitrate
+    weight: float
+
+
+# Measured with LAME 3.100's command line on 44.1 kHz input (see docs/design.md).
+CONFIGS = [
+    EncoderConfig(16, 2, 8000, 2.0),
+    EncoderConfig(16, 1, 16000, 1.0),
+    EncoderConfig(24, 2, 8000, 1.0),
+    EncoderConfig(24, 1, 16000, 0.5),
+    EncoderConfig(32, 2, 16000, 2.0),
+    EncoderConfig(32, 1, 22050, 1.0),
+    EncoderConfig(48, 2, 22050, 1.0),
+    EncoderConfig(48, 1, 32000, 0.5),
+    EncoderConfig(64, 2, 24000, 2.0),
+    EncoderConfig(64, 1, 44100, 0.5),
+    EncoderConfig(96, 2, 32000, 0.5),
+    EncoderConfig(128, 2, 44100, 0.5),
+]
+
+
+def fetch_packages(root: Path) -> Path:
+    """Download and unpack the music packages into ``root`` (no install)."""
+    debs = root / "debs"
+    raw = root / "raw"
+    debs.mkdir(parents=True, exist_ok=True)
+    for pkg in PACKAGES:
+        if not any(debs.glob(f"{pkg}_*.deb")):
+            subprocess.run(["apt-get", "download", pkg], cwd=debs, check=True)
+    if not raw.exists():
+        raw.mkdir()
+        for deb in sorted(debs.glob("*.deb")):
+            subprocess.run(["dpkg", "-x", str(deb), str(raw)], check=True)
+        for pk3 in raw.rglob("*.pk3"):
+            with zipfile.ZipFile(pk3) as z:
+                z.extractall(raw / "pk3" / pk3.stem)
+    return raw
+
+
+def find_tracks(folder: Path, min_seconds: float = 20.0) -> list[Path]:
+    """Audio files in ``folder`` at least ``min_seconds`` long (extensionless Ogg too)."""
+    out = []
+    for p in sorted(folder.rglob("*")):
+        if not p.is_file():
+            continue
+        if p.suffix.lower() not in AUDIO_EXT:
+            with p.open("rb") as f:
+                if f.read(4) != b"OggS":
+                    continue
+        try:
+            info = sf.info(str(p))
+            dur = info.duration
+        except Exception:  # noqa: BLE001 - libsndfile can't read Opus/M4A; ask ffmpeg then
+            dur = _ffmpeg_duration(p)
+        if dur is not None and dur >= min_seconds:
+            out.append(p)
+    return out
+
+
+def _ffmpeg_duration(path: Path) -> float | None:
+    from mp3fix.audio import probe
+
+    try:
+        return probe(path).duration
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def split_tracks(tracks: list[Path], seed: int, val: float = 0.06, test: float = 0.1) -> dict[str, list[str]]:
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(tracks))
+    n_test = max(1, round(len(tracks) * test))
+    n_val = max(1, round(len(tracks) * val))
+    pick = [str(tracks[i]) for i in order]
+    return {"test": sorted(pick[:n_test]), "val": sorted(pick[n_test : n_test + n_val]),
+            "train": sorted(pick[n_test + n_val :])}
+
+
+def encode_mp3(audio: np.ndarray, sr: int, cfg: EncoderConfig, dst: Path) -> None:
+    """Encode (channels, n) float audio as LAME would from its command line."""
+    with tempfile.NamedTemporaryFile(suffix=".wav") as wav:
+        sf.write(wav.name, audio.T, sr, subtype="FLOAT")
+        subprocess.run(
+            [ffmpeg_exe(), "-v", "error", "-y", "-i", wav.name, "-ac", str(cfg.channels),
+             "-ar", str(cfg.rate), "-c:a", "libmp3lame", "-b:a", f"{cfg.kbps}k", str(dst)],
+            check=True,
+        )
+
+
+def find_lag(a: np.ndarray, b: np.ndarray, max_lag: int = 4000) -> int:
+    """Lag of ``a`` relative to ``b`` (positive: ``a`` is late), by cross-correlation."""
+    n = min(len(a), len(b))
+    c = correlate(a[:n], b[:n], mode="full", method="fft")
+    mid = n - 1
+    window = c[mid - max_lag : mid + max_lag + 1]
+    return int(np.argmax(window)) - max_lag
+
+
+def make_pairs(args: tuple[str, int, int, dict, float, int]) -> dict:
+    """Crops for one track: several encoder settings, aligned, as log-magnitudes."""
+    path, seed, n_configs, cfg_dict, excerpt_s, crops_per = args
+    mc = ModelConfig(**cfg_dict)
+    rng = np.random.default_rng(seed)
+    sr = mc.sample_rate
+    orig, _ = decode(path, sr)
+    if orig.shape[0] == 1:
+        orig = np.repeat(orig, 2, axis=0)
+    n_ex = int(excerpt_s * sr)
+    xs, ys, cuts, kinds, lags = [], [], [], [], []
+    weights = np.array([c.weight for c in CONFIGS])
+    chosen = rng.choice(len(CONFIGS), size=n_configs, replace=False, p=weights / weights.sum())
+    for ci in chosen:
+        cfg = CONFIGS[ci]
+        start = int(rng.integers(0, max(1, orig.shape[1] - n_ex)))
+        ref = orig[:, start : start + n_ex]
+        peak = float(np.abs(ref).max())
+        if peak < 1e-3:
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            mp3 = Path(tmp) / "x.mp3"
+            encode_mp3(ref, sr, cfg, mp3)
+            dec, _ = decode(mp3, sr)
+        target = ref if cfg.channels == 2 else ref.mean(axis=0, keepdims=True)
+        lag = find_lag(dec.mean(0), target.mean(0))
+        lags.append(lag)
+        if lag != 0:
+            continue
+        n = min(dec.shape[1], target.shape[1])
+        X = stft(dec[:, :n], mc.n_fft, mc.hop)[:, : mc.n_bins]
+        Y = stft(target[:, :n], mc.n_fft, mc.hop)[:, : mc.n_bins]
+        cutoff = detect_cutoff(np.abs(X) ** 2, mc.cutoff_drop_db, mc.cutoff_width)
+        lx = log_magnitude(X, mc.log_floor)
+        ly = log_magnitude(Y, mc.log_floor)
+        frames = lx.shape[-1]
+        T = mc.train_crop_frames
+        if frames <= T:
+            continue
+        for _ in range(crops_per):
+            t0 = int(rng.integers(0, frames - T))
+            for ch in range(lx.shape[0]):
+                energy = np.exp(ly[ch, :, t0 : t0 + T]).mean()
+                if energy < 1e-4:  # near-silent crop: teaches nothing
+                    continue
+                xs.append(lx[ch, :, t0 : t0 + T].astype(np.float16))
+                ys.append(ly[ch, :, t0 : t0 + T].astype(np.float16))
+                cuts.append(cutoff)
+                kinds.append(ci)
+    return {"x": xs, "y": ys, "cutoff": cuts, "config": kinds, "lags": lags, "path": path,
+            "seconds": len(chosen) * excerpt_s}
+
+
+def build(out: Path, tracks: list[Path], seed: int, n_configs: int, excerpt_s: float,
+          crops_per: int, jobs: int) -> dict:
+    mc = ModelConfig()
+    splits = split_tracks(tracks, seed)
+    out.mkdir(parents=True, exist_ok=True)
+    summary: dict = {"seed": seed, "hours": {}, "pairs": {}, "misaligned": 0}
+    for name in ("train", "val"):
+        jobs_args = [(p, seed * 100003 + i, n_configs, mc.to_dict(), excerpt_s, crops_per)
+                     for i, p in enumerate(splits[name])]
+        xs, ys, cuts, kinds = [], [], [], []
+        t0 = time.time()
+        with Pool(jobs) as pool:
+            for k, res in enumerate(pool.imap_unordered(make_pairs, jobs_args)):
+                xs += res["x"]
+                ys += res["y"]
+                cuts += res["cutoff"]
+                kinds += res["config"]
+                summary["misaligned"] += sum(1 for lag in res["lags"] if lag != 0)
+                print(f"[{name}] {k + 1}/{len(jobs_args)} tracks, {len(xs)} pairs, "
+                      f"{time.time() - t0:.0f}s", flush=True)
+        np.savez(out / f"{name}.npz", x=np.stack(xs), y=np.stack(ys),
+                 cutoff=np.array(cuts, dtype=np.int16), config=np.array(kinds, dtype=np.int16))
+        summary["pairs"][name] = len(xs)
+    for name, paths in splits.items():
+        secs = sum(_ffmpeg_duration(Path(p)) or 0.0 for p in paths)
+        summary["hours"][name] = round(secs / 3600, 2)
+    summary["configs"] = [c.__dict__ for c in CONFIGS]
+    (out / "splits.json").write_text(json.dumps({"splits": splits, "summary": summary}, indent=1))
+    return summary
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=Path("data"))
+    ap.add_argument("--music", type=Path, help="use this folder of music instead of the Debian packages")
+    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--configs-per-track", type=int, default=3)
+    ap.add_argument("--excerpt", type=float, default=60.0, help="seconds encoded per setting")
+    ap.add_argument("--crops", type=int, default=12, help="crops per track and setting")
+    ap.add_argument("--jobs", type=int, default=2)
+    a = ap.parse_args()
+    music = a.music or fetch_packages(a.out / "music")
+    tracks = find_tracks(music)
+    print(f"{len(tracks)} tracks in {music}")
+    summary = build(a.out / "pairs", tracks, a.seed, a.configs_per_track, a.excerpt, a.crops, a.jobs)
+    print(json.dumps(summary, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""Export a training checkpoint: the ONNX generator + sidecar, and fp16 training state.
+
+    python -m mp3fix.train.export --run runs/gan --models models [--status "..."]
+
+Writes ``models/NAME.onnx`` and ``models/NAME.onnx.json`` (every runtime
+setting, training summary, metrics, sha256) and ``models/train-state/``
+(generator and critic weights in fp16, no optimiser state) from which
+``train.py --init`` can continue in a later session. Checks that onnxruntime
+and torch agree on random inputs and prints the largest difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mp3fix.model import DEFAULT_MODEL, ModelConfig, sha256_of
+from mp3fix.train.nets import Critic, Generator
+
+
+def load_run(run: Path) -> tuple[Generator, Critic, int]:
+    st = torch.load(run / "last.pt", map_location="cpu", weights_only=False)
+    arch = st["arch"]
+    G = Generator(base=arch["base"], depth=arch["depth"], z_channels=arch["z_channels"])
+    D = Critic()
+    G.load_state_dict(st["G"])
+    D.load_state_dict(st["D"])
+    return G.eval(), D.eval(), int(st["step"])
+
+
+def export_onnx(G: Generator, path: Path, cfg: ModelConfig) -> None:
+    t = 2 * G.time_multiple
+    args = (torch.randn(1, 1, cfg.n_bins, t), torch.rand(1, 1, cfg.n_bins, t),
+            torch.randn(1, cfg.z_channels, cfg.n_bins, t))
+    dyn = {n: {0: "batch", 3: "frames"} for n in cfg.input_names + cfg.output_names}
+    torch.onnx.export(G, args, str(path), input_names=cfg.input_names, output_names=cfg.output_names,
+                      dynamic_axes=dyn, opset_version=17, dynamo=False)
+
+
+def parity(G: Generator, path: Path, cfg: ModelConfig, frames: int = 96) -> float:
+    import onnxruntime as ort
+
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((2, 1, cfg.n_bins, frames)) * 2 - 6).astype(np.float32)
+    m = np.clip(rng.uniform(-1, 2, (2, 1, cfg.n_bins, frames)), 0, 1).astype(np.float32)
+    z = rng.standard_normal((2, cfg.z_channels, cfg.n_bins, frames)).astype(np.float32)
+    with torch.no_grad():
+        ref = G(torch.from_numpy(x), torch.from_numpy(m), torch.from_numpy(z)).numpy()
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    out = sess.run(None, {"logmag": x, "mask": m, "z": z})[0]
+    return float(np.abs(out - ref).max())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", type=Path, default=Path("runs/gan"))
+    ap.add_argument("--models", type=Path, default=Path("models"))
+    ap.add_argument("--name", default=DEFAULT_MODEL)
+    ap.add_argument("--status", default="")
+    ap.add_argument("--data", type=Path, default=Path("data/pairs"), help="for the training-data summary")
+    ap.add_argument("--metrics", type=Path, help="JSON of measured metrics to put in the sidecar")
+    a = ap.parse_args()
+    G, D, step = load_run(a.run)
+    a.models.mkdir(parents=True, exist_ok=True)
+    cfg = ModelConfig(name=a.name, time_multiple=G.time_multiple)
+    path = a.models / f"{a.name}.onnx"
+    export_onnx(G, path, cfg)
+    err = parity(G, path, cfg)
+    print(f"onnxruntime vs torch: max abs difference {err:.2e}")
+    if err > 1e-3:
+        raise SystemExit("export parity check failed")
+    splits = a.data / "splits.json"
+    data = json.loads(splits.read_text())["summary"] if splits.exists() else {}
+    args_file = a.run / "args.json"
+    cfg.training = {
+        "steps": step,
+        "arch": {"base": G.enc[0].conv1.in_channels, "depth": G.depth, "z_channels": G.z_channels},
+        "params": sum(p.numel() for p in G.parameters()),
+        "args": json.loads(args_file.read_text()) if args_file.exists() else {},
+        "data": {"hours": data.get("hours"), "pairs": data.get("pairs"), "seed": data.get("seed")},
+        "onnx_parity_max_abs": err,
+    }
+    cfg.metrics = json.loads(a.metrics.read_text()) if a.metrics else {}
+    cfg.status = a.status or f"checkpoint at step {step}"
+    cfg.sha256 = sha256_of(path)
+    path.with_name(path.name + ".json").write_text(json.dumps(cfg.to_dict(), indent=1) + "\n")
+    state = a.models / "train-state"
+    state.mkdir(exist_ok=True)
+    torch.save({k: v.half() for k, v in G.state_dict().items()}, state / "generator.pt")
+    torch.save({k: v.half() for k, v in D.state_dict().items()}, state / "critic.pt")
+    (state / "state.json").write_text(json.dumps({"step": step, "arch": cfg.training["arch"]}, indent=1) + "\n")
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) and {state}")
+
+
+if __name__ == "__main__":
+    main()

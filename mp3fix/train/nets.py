@@ -1,0 +1,114 @@
+"""Generator and critic networks.
+
+Generator contract (shared with the ONNX runtime through the sidecar):
+inputs ``logmag`` (N,1,F,T) = log(|X| + floor) of the decoded MP3,
+``mask`` (N,1,F,T) = 0 in the intact band, ramping to 1 above the detected
+cutoff, and ``z`` (N,Z,F,T) ~ N(0, 1); output ``restored`` (N,1,F,T), a
+log-magnitude. The intact band is passed through untouched
+(``out = (1-mask)*logmag + mask*prediction``), so the model can only change
+what the codec removed: it cannot make the part the MP3 kept worse.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+# Normalisation of natural-log magnitudes (floor 1e-5): music sits around -6 +- 3.
+LOG_MEAN = -6.0
+LOG_STD = 3.0
+
+
+def _act() -> nn.Module:
+    return nn.LeakyReLU(0.2)
+
+
+class Block(nn.Module):
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+        self.act = _act()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.act(self.conv1(x))
+        h = self.conv2(h)
+        return self.act(h + self.skip(x))
+
+
+class Generator(nn.Module):
+    """A 2D U-Net over (frequency, time).
+
+    A strided stem halves both axes before the U-Net proper, whose levels halve
+    them again; a full-resolution head (upsampled features + the raw inputs)
+    restores fine detail. Working at half resolution inside cuts the cost of the
+    most expensive level by 4x on a CPU. ``T`` must be a multiple of
+    ``2 ** (depth + 1)`` (the sidecar's ``time_multiple``).
+    """
+
+    def __init__(self, base: int = 16, depth: int = 4, z_channels: int = 2) -> None:
+        super().__init__()
+        self.depth = depth
+        self.z_channels = z_channels
+        cin = 2 + z_channels
+        chans = [min(base * 2**i, base * 8) for i in range(depth + 1)]
+        self.stem = nn.Conv2d(cin, chans[0], 4, stride=2, padding=1)
+        self.enc = nn.ModuleList(Block(chans[i], chans[i]) for i in range(depth))
+        self.down = nn.ModuleList(
+            nn.Conv2d(chans[i], chans[i + 1], 3, stride=2, padding=1) for i in range(depth)
+        )
+        self.mid = Block(chans[depth], chans[depth])
+        self.up = nn.ModuleList(nn.Conv2d(chans[i + 1], chans[i], 3, padding=1) for i in range(depth))
+        self.dec = nn.ModuleList(Block(2 * chans[i], chans[i]) for i in range(depth))
+        self.head1 = nn.Conv2d(chans[0] + cin, chans[0], 3, padding=1)
+        self.head2 = nn.Conv2d(chans[0], 1, 1)
+
+    @property
+    def time_multiple(self) -> int:
+        return 2 ** (self.depth + 1)
+
+    def forward(self, logmag: torch.Tensor, mask: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([(logmag - LOG_MEAN) / LOG_STD, mask, z], dim=1)
+        h = F.leaky_relu(self.stem(x), 0.2)
+        skips = []
+        for i in range(self.depth):
+            h = self.enc[i](h)
+            skips.append(h)
+            h = F.leaky_relu(self.down[i](h), 0.2)
+        h = self.mid(h)
+        for i in reversed(range(self.depth)):
+            h = F.interpolate(h, scale_factor=2.0, mode="nearest")
+            h = F.leaky_relu(self.up[i](h), 0.2)
+            h = self.dec[i](torch.cat([h, skips[i]], dim=1))
+        h = F.interpolate(h, scale_factor=2.0, mode="nearest")
+        h = F.leaky_relu(self.head1(torch.cat([h, x], dim=1)), 0.2)
+        pred = self.head2(h) * LOG_STD + LOG_MEAN
+        return (1.0 - mask) * logmag + mask * pred
+
+
+class Critic(nn.Module):
+    """Patch critic on (log-magnitude, MP3 log-magnitude, mask), spectrally normalised."""
+
+    def __init__(self, base: int = 32, layers: int = 4) -> None:
+        super().__init__()
+        sn = nn.utils.parametrizations.spectral_norm
+        convs = []
+        cin = 3
+        for i in range(layers):
+            cout = min(base * 2**i, base * 4)
+            convs.append(sn(nn.Conv2d(cin, cout, (5, 3), stride=(2, 1 if i == 0 else 2), padding=(2, 1))))
+            cin = cout
+        self.convs = nn.ModuleList(convs)
+        self.head = sn(nn.Conv2d(cin, 1, 3, padding=1))
+
+    def forward(self, spec: torch.Tensor, cond: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
+        """Returns the feature maps of every layer, the patch logits last."""
+        h = torch.cat([(spec - LOG_MEAN) / LOG_STD, (cond - LOG_MEAN) / LOG_STD, mask], dim=1)
+        feats = []
+        for conv in self.convs:
+            h = F.leaky_relu(conv(h), 0.2)
+            feats.append(h)
+        feats.append(self.head(h))
+        return feats
