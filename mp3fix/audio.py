@@ -214,6 +214,20 @@ def output_subtype(path: str | Path, bit_depth: str | None) -> str:
     return SUBTYPES[key]
 
 
+_SFC_SET_ADD_PEAK_CHUNK = 0x1050
+
+
+def _no_peak_chunk(f: sf.SoundFile) -> None:
+    """Stop libsndfile adding a PEAK chunk to float WAVs: it holds the current
+    time, which would make two runs with the same seed differ byte for byte.
+    soundfile has no public call for this, so use its libsndfile handle."""
+    snd = getattr(sf, "_snd", None)
+    ffi = getattr(sf, "_ffi", None)
+    handle = getattr(f, "_file", None)
+    if snd is not None and ffi is not None and handle is not None:
+        snd.sf_command(handle, _SFC_SET_ADD_PEAK_CHUNK, ffi.NULL, 0)
+
+
 class AudioWriter:
     """Stream blocks to ``path`` through a temporary file that is renamed on success.
 
@@ -245,6 +259,7 @@ class AudioWriter:
             str(self._tmp), "w", samplerate=self.sample_rate, channels=self.channels,
             format=self.format, subtype=self.subtype,
         )
+        _no_peak_chunk(self._file)
         return self
 
     def write(self, block: np.ndarray) -> None:

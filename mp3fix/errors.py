@@ -25,3 +25,8 @@ class DeviceError(Mp3fixError):
 
 class FfmpegNotFoundError(Mp3fixError):
     """No ffmpeg executable could be found."""
+
+
+class PlanError(Mp3fixError):
+    """The inputs and outputs asked for do not make a valid plan (missing input,
+    conflicting options, two inputs writing the same output)."""

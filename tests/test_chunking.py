@@ -193,7 +193,8 @@ def test_chunk_starts(n, expected):
     ],
 )
 def test_invalid_args_raise(segment, overlap, context):
-    ident = lambda c, s: c
+    def ident(c, s):
+        return c
     # Raised at call time, not deferred to the first next().
     with pytest.raises(ValueError):
         stream_overlap_add(ident, [], segment, overlap, context)

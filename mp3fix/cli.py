@@ -1,0 +1,413 @@
+"""The ``mp3fix`` command line: options, progress, summaries and exit codes only.
+
+Commands are thin: ``restore`` validates its options, plans the jobs with
+``mp3fix.batch``, builds one ``Restorer`` and calls ``Restorer.restore_file`` for
+each job; ``info`` reports the model, providers and ffmpeg. Every user-facing
+problem (an ``Mp3fixError``, a bad option combination, an unreadable input)
+becomes one red ``error: ...`` line on stderr and exit code 1; Ctrl-C exits 130.
+The heavy imports (onnxruntime, scipy) happen inside the commands so that
+``--help`` and ``--version`` stay fast.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from mp3fix import __version__
+from mp3fix.batch import BatchResult, Job, plan_jobs
+from mp3fix.errors import Mp3fixError
+
+if TYPE_CHECKING:
+    from mp3fix.restore import Restorer
+
+app = typer.Typer(
+    name="mp3fix",
+    help="Restore heavily compressed music (16-64 kbit/s MP3) with a stochastic GAN.",
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+EXIT_INTERRUPTED = 130
+MAX_SEED = 2**32 - 1  # the seed is used modulo 2**32; larger ones would alias
+
+
+class OutputFormat(str, Enum):
+    wav = "wav"
+    flac = "flac"
+
+
+class BitDepth(str, Enum):
+    b16 = "16"
+    b24 = "24"
+    flt = "float"
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class Phase(str, Enum):
+    copy = "copy"
+    random = "random"
+
+
+def _stdout() -> Console:
+    # Made per call (not at import) so the console follows the current
+    # sys.stdout/sys.stderr and environment, as CliRunner swaps them.
+    return Console(highlight=False)
+
+
+def _stderr() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def _print_error(console: Console, message: str) -> None:
+    """One red line, never wrapped, with the message taken literally (no markup)."""
+    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    _print_error(_stderr(), message)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Turn user-facing exceptions into one line and an exit code."""
+    try:
+        yield
+    except Mp3fixError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        _fail(f"{where}{exc.strerror or exc}")
+    except KeyboardInterrupt:
+        _fail("interrupted", EXIT_INTERRUPTED)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"mp3fix {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", "-V", help="Print the version and exit.", callback=_version_callback,
+                     is_eager=True),
+    ] = False,
+) -> None:
+    """Restore heavily compressed music (16-64 kbit/s MP3) with a stochastic GAN.
+
+    Start with [bold]mp3fix restore song.mp3[/]; [bold]mp3fix info[/] shows the model and devices.
+    """
+
+
+def _duration(seconds: float) -> str:
+    m, s = divmod(seconds, 60.0)
+    return f"{int(m)}:{s:04.1f}"
+
+
+def _summary_table(results: list[BatchResult]) -> Table:
+    table = Table(title="mp3fix restore", title_justify="left")
+    table.add_column("file", overflow="fold")
+    table.add_column("status")
+    table.add_column("duration", justify="right")
+    table.add_column("outputs / notes", overflow="fold")
+    style = {"ok": "green", "skipped": "yellow", "failed": "bold red"}
+    for r in results:
+        lines = [escape(str(o)) for o in r.outputs] if r.status != "failed" else []
+        lines += [f"[yellow]{escape(n)}[/]" for n in r.notes]
+        if r.message:
+            lines.append(escape(r.message))
+        table.add_row(
+            escape(str(r.src)),
+            f"[{style[r.status]}]{r.status}[/]",
+            _duration(r.seconds) if r.status == "ok" else "",
+            "\n".join(lines),
+        )
+    return table
+
+
+def _totals(results: list[BatchResult], wall: float) -> str:
+    counts = {s: sum(r.status == s for r in results) for s in ("ok", "skipped", "failed")}
+    audio_s = sum(r.seconds for r in results)
+    parts = [f"{counts['ok']} restored"]
+    if counts["skipped"]:
+        parts.append(f"{counts['skipped']} skipped")
+    if counts["failed"]:
+        parts.append(f"[bold red]{counts['failed']} failed[/]")
+    return f"{', '.join(parts)} ({_duration(audio_s)} of audio in {wall:.1f} s)"
+
+
+def _make_progress(console: Console, enabled: bool) -> Progress:
+    return Progress(
+        TextColumn("{task.description}", markup=False),
+        BarColumn(),
+        TaskProgressColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=not enabled,
+    )
+
+
+def _skipped(job: Job) -> BatchResult:
+    return BatchResult(job.src, job.outputs, "skipped", "outputs exist")
+
+
+def _run_jobs(
+    restorer: Restorer,
+    jobs: list[Job],
+    *,
+    seed: int,
+    bit_depth: str | None,
+    overwrite: bool,
+    progress: Progress,
+    on_error: Callable[[str], None],
+) -> list[BatchResult]:
+    """Restore each job in turn; an Mp3fixError or OSError fails that job only."""
+    todo = sum(not j.skipped for j in jobs)
+    files_task: TaskID | None = progress.add_task("files", total=todo) if todo > 1 else None
+    results: list[BatchResult] = []
+    for job in jobs:
+        if job.skipped:
+            results.append(_skipped(job))
+            continue
+        task = progress.add_task(job.src.name, total=None)
+
+        def on_progress(done: int, total: int, task: TaskID = task) -> None:
+            progress.update(task, completed=done, total=total)
+
+        t0 = time.perf_counter()
+        try:
+            fr = restorer.restore_file(job.src, job.outputs, seed=seed, bit_depth=bit_depth,
+                                       on_progress=on_progress, overwrite=overwrite)
+        except (Mp3fixError, OSError) as exc:
+            if isinstance(exc, Mp3fixError):
+                message = str(exc)
+            else:
+                message = f"{exc.filename or job.src}: {exc.strerror or exc}"
+            on_error(message)
+            results.append(BatchResult(job.src, job.outputs, "failed", message,
+                                       wall=time.perf_counter() - t0))
+        else:
+            results.append(BatchResult(job.src, fr.outputs, "ok", seconds=fr.seconds,
+                                       wall=time.perf_counter() - t0, notes=list(fr.notes)))
+        finally:
+            progress.remove_task(task)
+            if files_task is not None:
+                progress.advance(files_task)
+    return results
+
+
+@app.command()
+def restore(
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(help="Audio files and/or folders (folders are searched recursively).", show_default=False),
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Output file ([bold].wav[/] or [bold].flac[/]) for one input, "
+                     "else an output folder that mirrors the input tree. Default: [bold]NAME.restored.wav[/] "
+                     "beside a file, [bold]FOLDER_restored/[/] beside a folder.", show_default=False),
+    ] = None,
+    fmt: Annotated[
+        OutputFormat | None,
+        typer.Option("--format", help="Output format (default: from the [bold]-o[/] name, else wav).",
+                     show_default=False),
+    ] = None,
+    bit_depth: Annotated[
+        BitDepth | None,
+        typer.Option("--bit-depth", help="Sample format; default float for WAV, 24 for FLAC. "
+                     "16 and 24 clip samples beyond full scale.", show_default=False),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(min=0, max=MAX_SEED, help="Seed of the generator's noise: the same seed gives the same "
+                     "output. \\[default: DEFAULT_SEED of mp3fix.restore]", show_default=False),
+    ] = None,
+    variants: Annotated[
+        int,
+        typer.Option(min=1, help="Write N different restorations of each file, named [bold]NAME.v1.wav[/] "
+                     "... [bold]NAME.vN.wav[/]."),
+    ] = 1,
+    device: Annotated[Device, typer.Option(help="Where the model runs; auto takes CUDA when available.")] = (
+        Device.auto
+    ),
+    threads: Annotated[
+        int | None,
+        typer.Option(min=1, help="CPU threads for the model. \\[default: all available cores]", show_default=False),
+    ] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option(help="ONNX generator to use (its .onnx.json sidecar must sit beside it). "
+                     "\\[default: the shipped model]", show_default=False),
+    ] = None,
+    phase: Annotated[Phase, typer.Option(help="Phase of the restored band: copied from below the cutoff, "
+                                         "or random.")] = Phase.copy,
+    phase_iters: Annotated[
+        int, typer.Option(min=0, help="Griffin-Lim iterations refining the restored band's phase.")
+    ] = 0,
+    skip_existing: Annotated[
+        bool, typer.Option("--skip-existing", help="Skip files whose outputs all exist already.")
+    ] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only: no progress, no summary.")] = (
+        False
+    ),
+) -> None:
+    """Restore low-bitrate audio files to 44.1 kHz WAV or FLAC.
+
+    Errors in one file do not stop the others; the summary lists them and the
+    exit code is 1 if any file failed.
+    """
+    err = _stderr()
+    out = _stdout()
+    with _user_errors():
+        if skip_existing and overwrite:
+            _fail("use either --skip-existing or --overwrite, not both")
+        from mp3fix import audio
+
+        jobs = plan_jobs(inputs, output, fmt.value if fmt else None, variants, skip_existing)
+        depth = bit_depth.value if bit_depth else None
+        for job in jobs:  # the format and bit depth are checked before any work
+            for o in job.outputs:
+                audio.output_subtype(o, depth)
+
+        from mp3fix.restore import DEFAULT_SEED, Restorer
+
+        t0 = time.perf_counter()
+        if all(j.skipped for j in jobs):
+            results = [_skipped(j) for j in jobs]
+        else:
+            # one model for the whole batch, loaded before any file is touched
+            restorer = Restorer(model, device=device.value, threads=threads, phase=phase.value,
+                                phase_iters=phase_iters)
+            with _make_progress(err, enabled=not quiet and err.is_terminal) as progress:
+                results = _run_jobs(
+                    restorer, jobs, seed=DEFAULT_SEED if seed is None else seed, bit_depth=depth,
+                    overwrite=overwrite, progress=progress, on_error=lambda m: _print_error(err, m),
+                )
+        if not quiet:
+            out.print(_summary_table(results))
+            out.print(_totals(results, time.perf_counter() - t0), soft_wrap=True)
+    if any(r.status == "failed" for r in results):
+        raise typer.Exit(1)
+
+
+def _ffmpeg_version(exe: str) -> str:
+    try:
+        proc = subprocess.run([exe, "-hide_banner", "-version"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"cannot run: {exc}"
+    first = proc.stdout.splitlines()[0] if proc.stdout else ""
+    return first.removeprefix("ffmpeg version ").split(" Copyright")[0]
+
+
+@app.command()
+def info(
+    model: Annotated[
+        Path | None,
+        typer.Option(help="ONNX generator to describe. \\[default: the shipped model]", show_default=False),
+    ] = None,
+    device: Annotated[Device, typer.Option(help="Device whose provider choice to show.")] = Device.auto,
+) -> None:
+    """Show the version, the model and its settings, onnxruntime providers and ffmpeg.
+
+    Problems (a missing model, an unavailable device) are shown in the table and
+    as error lines; the exit code is then 1.
+    """
+    with _user_errors():
+        problems = _info_table(model, device)
+    if problems:
+        err = _stderr()
+        for message in problems:
+            _print_error(err, message)
+        raise typer.Exit(1)
+
+
+def _info_table(model: Path | None, device: Device) -> list[str]:
+    """Print the info table; return the problems found."""
+    from mp3fix import audio
+    from mp3fix.model import load_config, resolve_model
+    from mp3fix.runtime import available_providers, choose_providers
+
+    problems: list[str] = []
+    table = Table(title="mp3fix info", title_justify="left", show_header=False)
+    table.add_column("setting", style="bold")
+    table.add_column("value", overflow="fold")
+
+    def row(name: str, value: object) -> None:
+        table.add_row(name, escape(str(value)))
+
+    def problem(name: str, exc: Exception) -> None:
+        problems.append(str(exc))
+        table.add_row(name, f"[red]{escape(str(exc))}[/]")
+
+    row("version", __version__)
+    try:
+        path = resolve_model(model)
+        row("model", path)
+        cfg = load_config(path)
+    except Mp3fixError as exc:
+        problem("model", exc)
+    else:
+        row("model name", cfg.name)
+        if cfg.status:
+            row("model status", cfg.status)
+        row("sample rate", f"{cfg.sample_rate} Hz")
+        row("n_fft / hop", f"{cfg.n_fft} / {cfg.hop}")
+        row("model bins", cfg.n_bins)
+        rate = cfg.sample_rate
+        for name, frames, samples in (("segment", cfg.segment_frames, cfg.segment),
+                                      ("overlap", cfg.overlap_frames, cfg.overlap),
+                                      ("context", cfg.context_frames, cfg.context)):
+            row(name, f"{frames} frames ({samples / rate:.2f} s)")
+        for key, label in (("steps", "training steps"), ("params", "parameters")):
+            if cfg.training.get(key) is not None:
+                row(label, cfg.training[key])
+    avail = available_providers()
+    row("providers available", ", ".join(avail))
+    try:
+        row(f"providers for --device {device.value}", ", ".join(choose_providers(device.value, avail)))
+    except Mp3fixError as exc:
+        problem(f"providers for --device {device.value}", exc)
+    try:
+        exe = audio.ffmpeg_exe()
+    except Mp3fixError as exc:
+        problem("ffmpeg", exc)
+    else:
+        row("ffmpeg", exe)
+        row("ffmpeg version", _ffmpeg_version(exe))
+    _stdout().print(table)
+    return problems

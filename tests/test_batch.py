@@ -1,0 +1,226 @@
+"""Tests for mp3fix.batch: finding inputs, naming outputs, conflicts. No model runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mp3fix.batch import PlanError, find_audio_files, plan_jobs, variant_paths
+from mp3fix.errors import Mp3fixError, OutputError
+
+
+def touch(*paths: Path) -> None:
+    for p in paths:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"x")
+
+
+def outputs(jobs) -> list[list[Path]]:
+    return [j.outputs for j in jobs]
+
+
+def test_single_file_default_name_beside_input(tmp_path: Path) -> None:
+    song = tmp_path / "song.mp3"
+    touch(song)
+    jobs = plan_jobs([song], None, None, 1, False)
+    assert [j.src for j in jobs] == [song]
+    assert outputs(jobs) == [[tmp_path / "song.restored.wav"]]
+    assert not jobs[0].skipped
+
+
+def test_single_file_format_flac(tmp_path: Path) -> None:
+    song = tmp_path / "song.mp3"
+    touch(song)
+    assert outputs(plan_jobs([song], None, "flac", 1, False)) == [[tmp_path / "song.restored.flac"]]
+
+
+@pytest.mark.parametrize("name", ["out.wav", "out.flac", "OUT.FLAC", "deep/er/out.wav"])
+def test_single_file_explicit_output_is_used_as_is(tmp_path: Path, name: str) -> None:
+    song = tmp_path / "song.mp3"
+    touch(song)
+    assert outputs(plan_jobs([song], tmp_path / name, None, 1, False)) == [[tmp_path / name]]
+
+
+def test_explicit_output_with_matching_format(tmp_path: Path) -> None:
+    song = tmp_path / "song.mp3"
+    touch(song)
+    assert outputs(plan_jobs([song], tmp_path / "o.flac", "flac", 1, False)) == [[tmp_path / "o.flac"]]
+
+
+def test_format_conflicting_with_output_extension(tmp_path: Path) -> None:
+    song = tmp_path / "song.mp3"
+    touch(song)
+    with pytest.raises(PlanError, match="conflicts"):
+        plan_jobs([song], tmp_path / "o.wav", "flac", 1, False)
+
+
+@pytest.mark.parametrize("name", ["o.mp3", "o", "o.ogg"])
+def test_unknown_output_extension(tmp_path: Path, name: str) -> None:
+    song = tmp_path / "song.mp3"
+    touch(song)
+    with pytest.raises(OutputError, match=r"\.wav or \.flac"):
+        plan_jobs([song], tmp_path / name, None, 1, False)
+
+
+def test_unknown_format(tmp_path: Path) -> None:
+    song = tmp_path / "song.mp3"
+    touch(song)
+    with pytest.raises(PlanError, match="unknown format"):
+        plan_jobs([song], None, "mp3", 1, False)
+
+
+def test_single_file_into_existing_folder(tmp_path: Path) -> None:
+    song = tmp_path / "song.mp3"
+    out = tmp_path / "out"
+    touch(song)
+    out.mkdir()
+    assert outputs(plan_jobs([song], out, "flac", 1, False)) == [[out / "song.flac"]]
+
+
+def test_variant_naming(tmp_path: Path) -> None:
+    song = tmp_path / "song.mp3"
+    touch(song)
+    assert outputs(plan_jobs([song], None, None, 3, False)) == [[
+        tmp_path / "song.restored.v1.wav", tmp_path / "song.restored.v2.wav", tmp_path / "song.restored.v3.wav",
+    ]]
+    assert outputs(plan_jobs([song], tmp_path / "x.flac", None, 2, False)) == [[
+        tmp_path / "x.v1.flac", tmp_path / "x.v2.flac",
+    ]]
+    assert variant_paths(tmp_path / "a.wav", 1) == [tmp_path / "a.wav"]
+
+
+def test_variants_below_one_is_an_error(tmp_path: Path) -> None:
+    song = tmp_path / "song.mp3"
+    touch(song)
+    with pytest.raises(PlanError, match="variants"):
+        plan_jobs([song], None, None, 0, False)
+
+
+def make_tree(root: Path) -> None:
+    touch(
+        root / "b.mp3",
+        root / "A.MP3",
+        root / "sub" / "c.m4a",
+        root / "sub" / "deeper" / "d.Opus",
+        root / "sub" / "e.flac",
+        root / "notes.txt",
+        root / "cover.jpg",
+        root / ".hidden.mp3",
+        root / ".cache" / "f.mp3",
+    )
+
+
+def test_folder_is_walked_recursively_case_insensitive_and_sorted(tmp_path: Path) -> None:
+    music = tmp_path / "music"
+    make_tree(music)
+    found = find_audio_files(music)
+    assert [p.relative_to(music).as_posix() for p in found] == [
+        "A.MP3", "b.mp3", "sub/c.m4a", "sub/e.flac", "sub/deeper/d.Opus",
+    ]
+
+
+def test_folder_mirrors_tree_under_output(tmp_path: Path) -> None:
+    music, out = tmp_path / "music", tmp_path / "out"
+    make_tree(music)
+    jobs = plan_jobs([music], out, None, 1, False)
+    srcs = [j.src.relative_to(music).as_posix() for j in jobs]
+    assert srcs == sorted(srcs)
+    got = {j.src.relative_to(music).as_posix(): [o.relative_to(out).as_posix() for o in j.outputs] for j in jobs}
+    assert got == {
+        "A.MP3": ["A.wav"],
+        "b.mp3": ["b.wav"],
+        "sub/c.m4a": ["sub/c.wav"],
+        "sub/e.flac": ["sub/e.wav"],
+        "sub/deeper/d.Opus": ["sub/deeper/d.wav"],
+    }
+
+
+def test_folder_default_output_is_sibling_folder(tmp_path: Path) -> None:
+    music = tmp_path / "music"
+    touch(music / "x" / "a.mp3")
+    jobs = plan_jobs([music], None, "flac", 2, False)
+    assert outputs(jobs) == [[
+        tmp_path / "music_restored" / "x" / "a.v1.flac", tmp_path / "music_restored" / "x" / "a.v2.flac",
+    ]]
+
+
+def test_output_folder_inside_input_is_not_walked(tmp_path: Path) -> None:
+    music = tmp_path / "music"
+    touch(music / "a.mp3", music / "restored" / "a.wav")
+    jobs = plan_jobs([music], music / "restored", None, 1, False)
+    assert [j.src for j in jobs] == [music / "a.mp3"]
+
+
+def test_folder_output_must_not_be_a_file(tmp_path: Path) -> None:
+    music = tmp_path / "music"
+    touch(music / "a.mp3", tmp_path / "existing")
+    with pytest.raises(PlanError, match="must be a folder"):
+        plan_jobs([music], tmp_path / "existing", None, 1, False)
+    with pytest.raises(PlanError, match="must be a folder"):
+        plan_jobs([music], tmp_path / "new.wav", None, 1, False)
+
+
+def test_several_inputs(tmp_path: Path) -> None:
+    a, b, album = tmp_path / "a.mp3", tmp_path / "x" / "b.ogg", tmp_path / "album"
+    touch(a, b, album / "t1.mp3")
+    out = tmp_path / "out"
+    jobs = plan_jobs([b, album, a], out, None, 1, False)
+    assert [(j.src, j.outputs) for j in jobs] == sorted([
+        (a, [out / "a.wav"]),
+        (b, [out / "b.wav"]),
+        (album / "t1.mp3", [out / "album" / "t1.wav"]),
+    ], key=lambda t: str(t[0]))
+    # without -o every output sits beside its own input
+    assert {j.src: j.outputs for j in plan_jobs([a, b], None, None, 1, False)} == {
+        a: [tmp_path / "a.restored.wav"], b: [tmp_path / "x" / "b.restored.wav"],
+    }
+    with pytest.raises(PlanError, match="must be a folder"):
+        plan_jobs([a, b], tmp_path / "one.wav", None, 1, False)
+
+
+def test_same_file_twice_is_one_job(tmp_path: Path) -> None:
+    music = tmp_path / "music"
+    touch(music / "a.mp3")
+    jobs = plan_jobs([music / "a.mp3", music / "a.mp3"], tmp_path / "out", None, 1, False)
+    assert len(jobs) == 1
+
+
+def test_two_inputs_same_output_is_an_error(tmp_path: Path) -> None:
+    music = tmp_path / "music"
+    touch(music / "song.mp3", music / "song.m4a")
+    with pytest.raises(PlanError, match="both be written"):
+        plan_jobs([music], tmp_path / "out", None, 1, False)
+
+
+def test_output_equal_to_input_is_an_error(tmp_path: Path) -> None:
+    song = tmp_path / "song.wav"
+    touch(song)
+    with pytest.raises(PlanError, match="overwrite the input"):
+        plan_jobs([song], song, None, 1, False)
+    # a folder restored into itself would overwrite its own .wav files
+    music = tmp_path / "music"
+    touch(music / "a.mp3", music / "b.wav")
+    with pytest.raises(PlanError, match="overwrite the input"):
+        plan_jobs([music], music, None, 1, False)
+
+
+@pytest.mark.parametrize("make", ["missing", "empty_folder"])
+def test_bad_inputs(tmp_path: Path, make: str) -> None:
+    target = tmp_path / "thing"
+    if make == "empty_folder":
+        touch(target / "readme.txt")
+    with pytest.raises(PlanError) as info:
+        plan_jobs([target], None, None, 1, False)
+    assert isinstance(info.value, Mp3fixError)
+    assert str(target) in str(info.value)
+
+
+def test_skip_existing_marks_but_keeps_jobs(tmp_path: Path) -> None:
+    music = tmp_path / "music"
+    out = tmp_path / "out"
+    touch(music / "a.mp3", music / "b.mp3", music / "c.mp3")
+    touch(out / "a.v1.wav", out / "a.v2.wav", out / "b.v1.wav")  # b is only half done
+    jobs = plan_jobs([music], out, None, 2, True)
+    assert [(j.src.name, j.skipped) for j in jobs] == [("a.mp3", True), ("b.mp3", False), ("c.mp3", False)]
+    assert not any(j.skipped for j in plan_jobs([music], out, None, 2, False))

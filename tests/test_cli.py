@@ -1,0 +1,329 @@
+"""End-to-end tests of the ``mp3fix`` CLI with the tiny test models.
+
+Every user error must be one ``error:`` line on stderr, exit code 1, no
+traceback and no output (or leftover ``.partial``) file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import soundfile as sf
+from click.testing import Result
+from typer.testing import CliRunner
+
+from mp3fix import __version__, audio
+from mp3fix.cli import app
+
+# No colour; run() sets a terminal width wide enough that table cells are not folded,
+# error tests use a narrow one to prove error lines are never wrapped.
+ENV = {"NO_COLOR": "1", "FORCE_COLOR": None, "TTY_COMPATIBLE": None}
+NARROW = 40
+
+
+def run(*args: object, columns: int = 240) -> Result:
+    """Invoke the CLI in-process; ``columns`` is the terminal width rich sees."""
+    result = CliRunner(env={**ENV, "COLUMNS": str(columns)}).invoke(app, [str(a) for a in args])
+    # anything but a clean exit is a bug in the CLI
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result
+
+
+def assert_one_error_line(result: Result, *fragments: str) -> str:
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert "Traceback" not in result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: "), lines[0]
+    for f in fragments:
+        assert f in lines[0]
+    return lines[0]
+
+
+def files_in(folder: Path) -> list[str]:
+    """Every file under ``folder``, hidden ones included."""
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def read(path: Path) -> tuple[np.ndarray, int]:
+    data, rate = sf.read(path, always_2d=True, dtype="float32")
+    return data.T, rate
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fixture", ["stereo_mp3", "mono_mp3", "lowpass_wav"])
+def test_restore_identity_reconstructs_input(request, copy_to, identity_model: Path, fixture: str) -> None:
+    src = copy_to(request.getfixturevalue(fixture))
+    before = sha256(src)
+    result = run("restore", src, "--model", identity_model)
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    out = src.with_name(src.stem + ".restored.wav")
+    assert files_in(src.parent) == sorted([src.name, out.name])
+    assert "ok" in result.stdout and out.name in result.stdout and "1 restored" in result.stdout
+
+    y, rate = read(out)
+    x, info = audio.decode(src, 44100)
+    assert rate == 44100
+    assert sf.info(out).subtype == "FLOAT"
+    assert y.shape == x.shape  # channels kept, length = decoded input length at 44.1 kHz
+    assert y.shape[0] == (1 if fixture == "mono_mp3" else 2)
+    snr = 10 * np.log10(np.sum(x**2) / np.sum((x - y) ** 2))
+    assert snr > 40.0
+    assert sha256(src) == before  # the input is only read
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("args", "name", "subtype"),
+    [
+        (["--format", "flac"], "song.restored.flac", "PCM_24"),
+        (["--bit-depth", "16"], "song.restored.wav", "PCM_16"),
+        (["--bit-depth", "24"], "song.restored.wav", "PCM_24"),
+        (["--format", "flac", "--bit-depth", "16"], "song.restored.flac", "PCM_16"),
+        (["-o", "OUT/x.flac"], "OUT/x.flac", "PCM_24"),
+    ],
+)
+def test_format_and_bit_depth(copy_to, stereo_mp3: Path, identity_model: Path, args, name, subtype) -> None:
+    src = copy_to(stereo_mp3, "song.mp3")
+    args = [str(src.parent / a) if a.startswith("OUT/") else a for a in args]
+    result = run("restore", src, "--model", identity_model, "-q", *args)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""  # --quiet: no summary
+    out = src.parent / name
+    info = sf.info(out)
+    assert (info.format, info.subtype, info.samplerate, info.channels) == (
+        "FLAC" if name.endswith(".flac") else "WAV", subtype, 44100, 2)
+
+
+def test_flac_float_is_refused_before_any_work(copy_to, stereo_mp3: Path) -> None:
+    src = copy_to(stereo_mp3)
+    # the model does not exist: the format error must come first
+    result = run("restore", src, "--format", "flac", "--bit-depth", "float", "--model", "missing.onnx",
+                 columns=NARROW)
+    assert_one_error_line(result, "FLAC", "float")
+    assert files_in(src.parent) == [src.name]
+
+
+@pytest.mark.slow
+def test_same_seed_same_output_other_seed_differs(tmp_path, stereo_mp3: Path, fill_model: Path) -> None:
+    outs = [tmp_path / "a.wav", tmp_path / "b.wav", tmp_path / "c.wav"]
+    for out, seed in zip(outs, [7, 7, 8], strict=True):
+        assert run("restore", stereo_mp3, "-o", out, "--seed", seed, "--model", fill_model, "-q").exit_code == 0
+    # samples, not bytes: libsndfile stamps float WAVs with the time in a PEAK chunk
+    a, b, c = (read(o)[0] for o in outs)
+    assert np.array_equal(a, b)
+    assert a.shape == c.shape and not np.allclose(a, c, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_default_seed_is_the_library_default(tmp_path, stereo_mp3: Path, fill_model: Path) -> None:
+    from mp3fix.restore import DEFAULT_SEED
+
+    a, b = tmp_path / "a.wav", tmp_path / "b.wav"
+    assert run("restore", stereo_mp3, "-o", a, "--model", fill_model, "-q").exit_code == 0
+    assert run("restore", stereo_mp3, "-o", b, "--seed", DEFAULT_SEED, "--model", fill_model, "-q").exit_code == 0
+    assert np.array_equal(read(a)[0], read(b)[0])
+
+
+@pytest.mark.slow
+def test_variants_are_numbered_and_differ(copy_to, mono_mp3: Path, fill_model: Path) -> None:
+    src = copy_to(mono_mp3, "song.mp3")
+    result = run("restore", src, "--variants", 3, "--model", fill_model)
+    assert result.exit_code == 0, result.output
+    names = [f"song.restored.v{i}.wav" for i in (1, 2, 3)]
+    assert files_in(src.parent) == sorted(["song.mp3", *names])
+    audios = [read(src.parent / n)[0] for n in names]
+    assert all(a.shape == audios[0].shape for a in audios)
+    for i in range(3):
+        for j in range(i + 1, 3):
+            assert not np.allclose(audios[i], audios[j], atol=1e-4)
+
+
+def make_music_folder(root: Path, copy_to, stereo_mp3: Path, mono_mp3: Path, lowpass_wav: Path) -> None:
+    copy_to(stereo_mp3, "a.mp3", root)
+    copy_to(mono_mp3, "B.MP3", root / "sub")
+    copy_to(lowpass_wav, "c.wav", root / "sub" / "deeper")
+    (root / "notes.txt").write_text("not audio")
+
+
+@pytest.mark.slow
+def test_folder_mirrors_tree_then_skip_existing(tmp_path, copy_to, stereo_mp3, mono_mp3, lowpass_wav,
+                                                identity_model) -> None:
+    music, out = tmp_path / "music", tmp_path / "out"
+    make_music_folder(music, copy_to, stereo_mp3, mono_mp3, lowpass_wav)
+    result = run("restore", music, "-o", out, "--model", identity_model, "--format", "flac")
+    assert result.exit_code == 0, result.output
+    assert files_in(out) == ["a.flac", "sub/B.flac", "sub/deeper/c.flac"]
+    assert read(out / "sub" / "B.flac")[0].shape[0] == 1
+    assert "3 restored" in result.stdout
+    mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*.flac")}
+
+    again = run("restore", music, "-o", out, "--model", identity_model, "--format", "flac", "--skip-existing")
+    assert again.exit_code == 0, again.output
+    assert again.stdout.count("skipped") >= 3
+    assert "0 restored, 3 skipped" in again.stdout
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.flac")} == mtimes
+
+    # without --skip-existing or --overwrite, existing outputs are per-file errors
+    clash = run("restore", music, "-o", out, "--model", identity_model, "--format", "flac")
+    assert clash.exit_code == 1
+    assert clash.stderr.count("error:") == 3 and "--overwrite" in clash.stderr
+    forced = run("restore", music, "-o", out, "--model", identity_model, "--format", "flac", "--overwrite", "-q")
+    assert forced.exit_code == 0, forced.output
+
+
+def make_bad_input(kind: str, folder: Path, good_mp3: Path) -> Path:
+    path = folder / f"{kind}.mp3"
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "random":
+        path.write_bytes(np.random.default_rng(3).integers(0, 256, 20000, dtype=np.uint8).tobytes())
+    elif kind == "text":
+        path.write_text("this is not an mp3\n" * 100)
+    elif kind == "truncated":
+        data = good_mp3.read_bytes()
+        path.write_bytes(data[: len(data) // 2 + 7])  # cut in the middle of a frame
+    else:
+        raise ValueError(kind)
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("kind", "says"), [
+    ("empty", "empty"), ("random", ""), ("text", ""), ("truncated", "truncated"),
+])
+def test_bad_input_is_one_clean_error(tmp_path, stereo_mp3: Path, identity_model: Path, kind: str,
+                                      says: str) -> None:
+    src = make_bad_input(kind, tmp_path, stereo_mp3)
+    out = tmp_path / "out"
+    out.mkdir()
+    result = run("restore", src, "-o", out / "x.wav", "--model", identity_model, columns=NARROW)
+    assert_one_error_line(result, src.name, says)
+    assert "Traceback" not in result.stdout
+    assert "failed" in result.stdout  # the summary lists it
+    assert files_in(out) == []
+
+
+@pytest.mark.slow
+def test_folder_with_one_bad_file(tmp_path, copy_to, stereo_mp3, mono_mp3, lowpass_wav, identity_model) -> None:
+    music, out = tmp_path / "music", tmp_path / "out"
+    make_music_folder(music, copy_to, stereo_mp3, mono_mp3, lowpass_wav)
+    make_bad_input("truncated", music / "sub", stereo_mp3)
+    result = run("restore", music, "-o", out, "--model", identity_model)
+    assert result.exit_code == 1
+    assert files_in(out) == ["a.wav", "sub/B.wav", "sub/deeper/c.wav"]  # no truncated.wav, no .partial
+    assert result.stderr.count("error:") == 1 and "truncated.mp3" in result.stderr
+    row = next(ln for ln in result.stdout.splitlines() if "truncated.mp3" in ln)
+    assert "failed" in row
+    assert "3 restored, 1 failed" in result.stdout
+
+
+@pytest.mark.slow
+def test_interrupt_exits_130_and_leaves_no_partial_files(tmp_path, stereo_mp3, identity_model, monkeypatch) -> None:
+    writes = []
+
+    def interrupted_write(self, block) -> None:
+        writes.append(block.shape)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(audio.AudioWriter, "write", interrupted_write)
+    out = tmp_path / "out"
+    result = run("restore", stereo_mp3, "-o", out / "x.wav", "--model", identity_model)
+    assert writes  # it really was interrupted mid-file
+    assert result.exit_code == 130
+    assert result.stderr.splitlines() == ["error: interrupted"]
+    assert files_in(out) == []
+
+
+@pytest.mark.skipif("CUDAExecutionProvider" in ort.get_available_providers(), reason="CUDA is available here")
+def test_device_cuda_without_cuda(copy_to, stereo_mp3: Path, identity_model: Path) -> None:
+    src = copy_to(stereo_mp3)
+    result = run("restore", src, "--device", "cuda", "--model", identity_model, columns=NARROW)
+    assert_one_error_line(result, "mp3fix[gpu]")
+    assert files_in(src.parent) == [src.name]
+
+
+def test_unknown_output_extension(tmp_path, stereo_mp3: Path, identity_model: Path) -> None:
+    result = run("restore", stereo_mp3, "-o", tmp_path / "x.mp3", "--model", identity_model, columns=NARROW)
+    assert_one_error_line(result, "x.mp3", ".wav or .flac")
+    assert files_in(tmp_path) == []
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["MISSING.mp3"], "no such file"),
+    (["SRC", "--model", "missing.onnx"], "model not found"),
+    (["SRC", "--format", "flac", "-o", "OUT/x.wav"], "conflicts"),
+    (["SRC", "--skip-existing", "--overwrite"], "--overwrite"),
+    (["SRC", "SRC", "-o", "OUT/x.wav"], "must be a folder"),
+])
+def test_usage_errors_are_one_line(tmp_path, copy_to, stereo_mp3, identity_model, args, says) -> None:
+    src = copy_to(stereo_mp3, "song.mp3", tmp_path / "in")
+    subst = {"SRC": str(src), "MISSING.mp3": str(tmp_path / "missing.mp3")}
+    args = [subst.get(a, a).replace("OUT/", str(tmp_path / "out") + "/") for a in args]
+    if "--model" not in args:
+        args += ["--model", str(identity_model)]
+    assert_one_error_line(run("restore", *args, columns=NARROW), says)
+    assert not (tmp_path / "out").exists()
+    assert files_in(tmp_path / "in") == ["song.mp3"]
+
+
+def test_info_shows_model_and_providers(identity_model: Path) -> None:
+    result = run("info", "--model", identity_model)
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    for expected in (__version__, str(identity_model), "identity", "44100 Hz", "1024 / 512", "64 frames",
+                     "CPUExecutionProvider", audio.ffmpeg_exe()):
+        assert expected in out, expected
+
+
+def test_info_shows_training_summary(tmp_path, identity_model: Path) -> None:
+    model = tmp_path / "trained.onnx"
+    shutil.copyfile(identity_model, model)
+    sidecar = json.loads(identity_model.with_name("identity.onnx.json").read_text())
+    sidecar["training"] = {"steps": 123457, "params": 98765}
+    (tmp_path / "trained.onnx.json").write_text(json.dumps(sidecar))
+    result = run("info", "--model", model)
+    assert result.exit_code == 0, result.output
+    assert "123457" in result.stdout and "98765" in result.stdout
+
+
+def test_info_with_missing_model_still_reports_the_rest(tmp_path) -> None:
+    result = run("info", "--model", tmp_path / "none.onnx")
+    assert_one_error_line(result, "model not found")
+    assert "CPUExecutionProvider" in result.stdout
+
+
+def test_version() -> None:
+    result = run("--version")
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"mp3fix {__version__}"
+
+
+def test_no_arguments_shows_help() -> None:
+    result = run()
+    assert "restore" in result.output and "info" in result.output
+
+
+def test_python_m_mp3fix_and_cheap_import() -> None:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    proc = subprocess.run([sys.executable, "-m", "mp3fix", "--version"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0 and proc.stdout.strip() == f"mp3fix {__version__}"
+    code = ("import sys, mp3fix; assert 'onnxruntime' not in sys.modules; "
+            "from mp3fix import Restorer; print(Restorer.__module__)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "mp3fix.restore"
