@@ -41,7 +41,8 @@ class ModelConfig:
     overlap_frames: int = 16
     context_frames: int = 64
     train_crop_frames: int = 128
-    input_names: list[str] = field(default_factory=lambda: ["logmag", "mask", "z"])
+    copy_width_bins: int = 64  # band below the cutoff that is replicated upwards
+    input_names: list[str] = field(default_factory=lambda: ["logmag", "mask", "z", "copied"])
     output_names: list[str] = field(default_factory=lambda: ["restored"])
     sha256: str = ""
     status: str = ""

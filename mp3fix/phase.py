@@ -47,6 +47,7 @@ def restore_phase(
     hop: int,
     length: int,
     rng: np.random.Generator,
+    copy_width: int = 64,
 ) -> np.ndarray:
     """Complex spectrum from restored magnitude ``mag`` (..., bins, frames).
 
@@ -56,7 +57,7 @@ def restore_phase(
     phase = np.angle(mp3_spec)
     full = mask >= 1.0
     if strategy == "copy":
-        src = copy_phase_sources(cutoff, bins)
+        src = copy_phase_sources(cutoff, bins, copy_width)
         phase = np.where(full[:, None], phase[..., src, :], phase)
     elif strategy == "random":
         rnd = rng.uniform(-np.pi, np.pi, size=phase.shape).astype(np.float32)

@@ -13,7 +13,9 @@ which provider ran it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +25,7 @@ from scipy.signal import resample_poly
 from mp3fix import audio
 from mp3fix.chunking import stream_overlap_add
 from mp3fix.model import band_mask, resolve_model
-from mp3fix.phase import STRATEGIES, restore_phase
+from mp3fix.phase import STRATEGIES, copy_phase_sources, restore_phase
 from mp3fix.runtime import Generator
 from mp3fix.spectral import detect_cutoff, istft, log_magnitude, stft
 
@@ -75,6 +77,17 @@ class Restorer:
         self.config = self.generator.config
         self.phase = phase
         self.phase_iters = phase_iters
+        # seconds per stage, filled only when a caller (benchmarks/speed.py) sets a dict
+        self.timings: dict[str, float] | None = None
+
+    @contextmanager
+    def _stage(self, name: str) -> Iterator[None]:
+        if self.timings is None:
+            yield
+            return
+        t = time.perf_counter()
+        yield
+        self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - t
 
     @property
     def sample_rate(self) -> int:
@@ -89,29 +102,34 @@ class Restorer:
         cfg = self.config
         rows, n = chunk.shape
         c = rows // variants
-        spec = stft(chunk[:c], cfg.n_fft, cfg.hop)  # (C, bins+1, frames)
-        low = spec[:, : cfg.n_bins]
-        cutoff = detect_cutoff(np.abs(low) ** 2, cfg.cutoff_drop_db, cfg.cutoff_width)
+        with self._stage("stft"):
+            spec = stft(chunk[:c], cfg.n_fft, cfg.hop)  # (C, bins+1, frames)
+            low = spec[:, : cfg.n_bins]
+            cutoff = detect_cutoff(np.abs(low) ** 2, cfg.cutoff_drop_db, cfg.cutoff_width)
         if cutoff >= cfg.n_bins - cfg.full_band_margin_bins:
             return chunk.copy()  # full-band (or silent) chunk: nothing to restore
-        frames = low.shape[-1]
-        mask1 = band_mask(cutoff, cfg.n_bins, cfg.mask_ramp_bins)
-        logmag = log_magnitude(low, cfg.log_floor)
-        first_frame = start // cfg.hop
-        z = np.stack([
-            draw_z(seed, v, ch, first_frame, frames, cfg.z_channels, cfg.n_bins)
-            for v in range(variants) for ch in range(c)
-        ])
-        lm = np.tile(logmag, (variants, 1, 1))[:, None]
-        mask = np.broadcast_to(mask1[None, None, :, None], lm.shape).astype(np.float32)
-        restored = self.generator(lm, mask, z)[:, 0]
-        mag = np.maximum(np.exp(restored) - cfg.log_floor, 0.0)
-        rng = np.random.default_rng([seed & 0xFFFFFFFF, first_frame + (1 << 30)])
-        mp3_low = np.tile(low, (variants, 1, 1))
-        out_low = restore_phase(mag, mp3_low, mask1, cutoff, self.phase, self.phase_iters,
-                                cfg.n_fft, cfg.hop, n, rng)
-        full = np.concatenate([out_low, np.tile(spec[:, cfg.n_bins :], (variants, 1, 1))], axis=1)
-        return istft(full, cfg.n_fft, cfg.hop, n)
+        with self._stage("model"):
+            frames = low.shape[-1]
+            mask1 = band_mask(cutoff, cfg.n_bins, cfg.mask_ramp_bins)
+            logmag = log_magnitude(low, cfg.log_floor)
+            first_frame = start // cfg.hop
+            z = np.stack([
+                draw_z(seed, v, ch, first_frame, frames, cfg.z_channels, cfg.n_bins)
+                for v in range(variants) for ch in range(c)
+            ])
+            lm = np.tile(logmag, (variants, 1, 1))[:, None]
+            mask = np.broadcast_to(mask1[None, None, :, None], lm.shape).astype(np.float32)
+            copied = lm[:, :, copy_phase_sources(cutoff, cfg.n_bins, cfg.copy_width_bins), :]
+            restored = self.generator(lm, mask, z, copied)[:, 0]
+        with self._stage("phase"):
+            mag = np.maximum(np.exp(restored) - cfg.log_floor, 0.0)
+            rng = np.random.default_rng([seed & 0xFFFFFFFF, first_frame + (1 << 30)])
+            mp3_low = np.tile(low, (variants, 1, 1))
+            out_low = restore_phase(mag, mp3_low, mask1, cutoff, self.phase, self.phase_iters,
+                                    cfg.n_fft, cfg.hop, n, rng, cfg.copy_width_bins)
+        with self._stage("istft"):
+            full = np.concatenate([out_low, np.tile(spec[:, cfg.n_bins :], (variants, 1, 1))], axis=1)
+            return istft(full, cfg.n_fft, cfg.hop, n)
 
     def restore_stream(
         self,
@@ -149,6 +167,14 @@ class Restorer:
             return [x.copy() for _ in range(variants)]
         out = np.concatenate(list(self.restore_stream([x], seed, variants)), axis=1)
         return [out[v * c : (v + 1) * c] for v in range(variants)]
+
+    def _timed(self, name: str, it: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+        while True:
+            with self._stage(name):
+                item = next(it, None)
+            if item is None:
+                return
+            yield item
 
     def restore_file(
         self,
@@ -189,10 +215,11 @@ class Restorer:
         try:
             for w in writers:
                 entered.append(w.__enter__())
-            blocks = audio.decode_blocks(info, self.sample_rate)
+            blocks = self._timed("decode", audio.decode_blocks(info, self.sample_rate))
             for out in self.restore_stream(blocks, seed, variants, progress):
-                for v, w in enumerate(writers):
-                    w.write(out[v * c : (v + 1) * c])
+                with self._stage("write"):
+                    for v, w in enumerate(writers):
+                        w.write(out[v * c : (v + 1) * c])
         except BaseException as exc:
             for w in reversed(entered):
                 w.__exit__(type(exc), exc, None)

@@ -70,16 +70,22 @@ class Generator:
     def device(self) -> str:
         return "cuda" if self.session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
 
-    def __call__(self, logmag: np.ndarray, mask: np.ndarray, z: np.ndarray) -> np.ndarray:
-        """(N,1,F,T), (N,1,F,T), (N,Z,F,T) -> (N,1,F,T); pads T to the model's multiple."""
+    def __call__(self, logmag: np.ndarray, mask: np.ndarray, z: np.ndarray,
+                 copied: np.ndarray | None = None) -> np.ndarray:
+        """(N,1,F,T) log-magnitude, mask, (N,Z,F,T) noise and, for models that take
+        it (see the sidecar's input_names), the band-replicated log-magnitude
+        -> (N,1,F,T). Pads T to the model's multiple and crops the result."""
         cfg = self.config
         t = logmag.shape[-1]
         pad = (-t) % cfg.time_multiple
+        floor = np.float32(np.log(cfg.log_floor))
+        arrays = {"logmag": logmag, "mask": mask, "z": z, "copied": copied if copied is not None else logmag}
         if pad:
-            floor = np.float32(np.log(cfg.log_floor))
-            logmag = np.concatenate([logmag, np.full(logmag.shape[:-1] + (pad,), floor, np.float32)], -1)
-            mask = np.concatenate([mask, np.repeat(mask[..., -1:], pad, -1)], -1)
-            z = np.concatenate([z, np.zeros(z.shape[:-1] + (pad,), np.float32)], -1)
-        feeds = dict(zip(cfg.input_names, (logmag, mask, z)))
+            fill = {"logmag": floor, "copied": floor, "z": 0.0}
+            for name, arr in arrays.items():
+                tail = (np.repeat(arr[..., -1:], pad, -1) if name == "mask"
+                        else np.full(arr.shape[:-1] + (pad,), fill[name], np.float32))
+                arrays[name] = np.concatenate([arr, tail], -1)
+        feeds = {name: arrays[name] for name in cfg.input_names}
         out = self.session.run(cfg.output_names, feeds)[0]
         return out[..., :t]

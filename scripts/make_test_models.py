@@ -30,6 +30,7 @@ def _io(cfg: ModelConfig) -> tuple[list, list]:
         helper.make_tensor_value_info("mask", TensorProto.FLOAT, dims),
         helper.make_tensor_value_info("z", TensorProto.FLOAT, ["batch", cfg.z_channels, cfg.n_bins, "frames"]),
     ]
+    inputs.append(helper.make_tensor_value_info("copied", TensorProto.FLOAT, dims))  # unused by both
     outputs = [helper.make_tensor_value_info("restored", TensorProto.FLOAT, dims)]
     return inputs, outputs
 

@@ -35,7 +35,7 @@ def load_run(run: Path) -> tuple[Generator, Critic, int]:
 def export_onnx(G: Generator, path: Path, cfg: ModelConfig) -> None:
     t = 2 * G.time_multiple
     args = (torch.randn(1, 1, cfg.n_bins, t), torch.rand(1, 1, cfg.n_bins, t),
-            torch.randn(1, cfg.z_channels, cfg.n_bins, t))
+            torch.randn(1, cfg.z_channels, cfg.n_bins, t), torch.randn(1, 1, cfg.n_bins, t))
     dyn = {n: {0: "batch", 3: "frames"} for n in cfg.input_names + cfg.output_names}
     torch.onnx.export(G, args, str(path), input_names=cfg.input_names, output_names=cfg.output_names,
                       dynamic_axes=dyn, opset_version=17, dynamo=False)
@@ -48,10 +48,11 @@ def parity(G: Generator, path: Path, cfg: ModelConfig, frames: int = 96) -> floa
     x = (rng.standard_normal((2, 1, cfg.n_bins, frames)) * 2 - 6).astype(np.float32)
     m = np.clip(rng.uniform(-1, 2, (2, 1, cfg.n_bins, frames)), 0, 1).astype(np.float32)
     z = rng.standard_normal((2, cfg.z_channels, cfg.n_bins, frames)).astype(np.float32)
+    cp = (rng.standard_normal((2, 1, cfg.n_bins, frames)) * 2 - 6).astype(np.float32)
     with torch.no_grad():
-        ref = G(torch.from_numpy(x), torch.from_numpy(m), torch.from_numpy(z)).numpy()
+        ref = G(*(torch.from_numpy(a) for a in (x, m, z, cp))).numpy()
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    out = sess.run(None, {"logmag": x, "mask": m, "z": z})[0]
+    out = sess.run(None, dict(zip(cfg.input_names, (x, m, z, cp), strict=True)))[0]
     return float(np.abs(out - ref).max())
 
 

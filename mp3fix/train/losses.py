@@ -58,6 +58,6 @@ def generator_hinge(fake: torch.Tensor) -> torch.Tensor:
 
 def feature_matching(real_feats: list[torch.Tensor], fake_feats: list[torch.Tensor]) -> torch.Tensor:
     loss = real_feats[0].new_zeros(())
-    for r, f in zip(real_feats[:-1], fake_feats[:-1]):
+    for r, f in zip(real_feats[:-1], fake_feats[:-1], strict=True):
         loss = loss + (r.detach() - f).abs().mean() / (r.detach().abs().mean() + 1e-6)
     return loss / max(1, len(real_feats) - 1)

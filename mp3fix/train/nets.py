@@ -3,10 +3,17 @@
 Generator contract (shared with the ONNX runtime through the sidecar):
 inputs ``logmag`` (N,1,F,T) = log(|X| + floor) of the decoded MP3,
 ``mask`` (N,1,F,T) = 0 in the intact band, ramping to 1 above the detected
-cutoff, and ``z`` (N,Z,F,T) ~ N(0, 1); output ``restored`` (N,1,F,T), a
-log-magnitude. The intact band is passed through untouched
-(``out = (1-mask)*logmag + mask*prediction``), so the model can only change
-what the codec removed: it cannot make the part the MP3 kept worse.
+cutoff, ``z`` (N,Z,F,T) ~ N(0, 1), and ``copied`` (N,1,F,T) = ``logmag`` at the
+band-replication source bins (``mp3fix.phase.copy_phase_sources``); output
+``restored`` (N,1,F,T), a log-magnitude. The intact band is passed through
+untouched (``out = (1-mask)*logmag + mask*prediction``), so the model can only
+change what the codec removed.
+
+The prediction is a correction on top of ``copied``: the high band gets the
+fine structure (harmonics, transients) of the band below, which is also where
+its phase comes from, so magnitude and phase stay consistent; the network
+learns the envelope and texture that make it sound like the original. The last
+layer starts at zero, so an untrained generator is plain band replication.
 """
 
 from __future__ import annotations
@@ -52,7 +59,7 @@ class Generator(nn.Module):
         super().__init__()
         self.depth = depth
         self.z_channels = z_channels
-        cin = 2 + z_channels
+        cin = 3 + z_channels
         chans = [min(base * 2**i, base * 8) for i in range(depth + 1)]
         self.stem = nn.Conv2d(cin, chans[0], 4, stride=2, padding=1)
         self.enc = nn.ModuleList(Block(chans[i], chans[i]) for i in range(depth))
@@ -64,13 +71,17 @@ class Generator(nn.Module):
         self.dec = nn.ModuleList(Block(2 * chans[i], chans[i]) for i in range(depth))
         self.head1 = nn.Conv2d(chans[0] + cin, chans[0], 3, padding=1)
         self.head2 = nn.Conv2d(chans[0], 1, 1)
+        nn.init.zeros_(self.head2.weight)
+        nn.init.zeros_(self.head2.bias)
 
     @property
     def time_multiple(self) -> int:
         return 2 ** (self.depth + 1)
 
-    def forward(self, logmag: torch.Tensor, mask: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([(logmag - LOG_MEAN) / LOG_STD, mask, z], dim=1)
+    def forward(
+        self, logmag: torch.Tensor, mask: torch.Tensor, z: torch.Tensor, copied: torch.Tensor
+    ) -> torch.Tensor:
+        x = torch.cat([(logmag - LOG_MEAN) / LOG_STD, mask, z, (copied - LOG_MEAN) / LOG_STD], dim=1)
         h = F.leaky_relu(self.stem(x), 0.2)
         skips = []
         for i in range(self.depth):
@@ -84,7 +95,7 @@ class Generator(nn.Module):
             h = self.dec[i](torch.cat([h, skips[i]], dim=1))
         h = F.interpolate(h, scale_factor=2.0, mode="nearest")
         h = F.leaky_relu(self.head1(torch.cat([h, x], dim=1)), 0.2)
-        pred = self.head2(h) * LOG_STD + LOG_MEAN
+        pred = copied + self.head2(h) * LOG_STD
         return (1.0 - mask) * logmag + mask * pred
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from mp3fix.model import ModelConfig, band_mask
+from mp3fix.phase import copy_phase_sources
 from mp3fix.spectral import detect_cutoff
 from mp3fix.train.losses import (
     critic_hinge,
@@ -48,8 +49,10 @@ class Pairs:
         self.y = y[keep]
         self.cutoff = cut[keep].astype(np.int64)
         self.cfg = cfg
-        masks = np.stack([band_mask(int(c), cfg.n_bins, cfg.mask_ramp_bins) for c in range(cfg.n_bins + 1)])
-        self.masks = masks  # lookup table: cutoff -> mask
+        # lookup tables by cutoff: band mask, and band-replication source bins
+        self.masks = np.stack([band_mask(c, cfg.n_bins, cfg.mask_ramp_bins) for c in range(cfg.n_bins + 1)])
+        self.sources = np.stack([copy_phase_sources(c, cfg.n_bins, cfg.copy_width_bins)
+                                 for c in range(cfg.n_bins + 1)])
 
     def __len__(self) -> int:
         return len(self.x)
@@ -58,8 +61,8 @@ class Pairs:
         idx = rng.integers(0, len(self), size)
         T = self.x.shape[-1]
         t0 = rng.integers(0, T - crop + 1, size)
-        x = np.stack([self.x[i, :, t : t + crop] for i, t in zip(idx, t0)]).astype(np.float32)
-        y = np.stack([self.y[i, :, t : t + crop] for i, t in zip(idx, t0)]).astype(np.float32)
+        x = np.stack([self.x[i, :, t : t + crop] for i, t in zip(idx, t0, strict=True)]).astype(np.float32)
+        y = np.stack([self.y[i, :, t : t + crop] for i, t in zip(idx, t0, strict=True)]).astype(np.float32)
         if gain_db > 0:
             # a true gain change in the linear domain, applied to both sides
             g = (10 ** (rng.uniform(-gain_db, gain_db, size) / 20)).astype(np.float32)[:, None, None]
@@ -67,8 +70,10 @@ class Pairs:
             x = np.log(np.maximum(np.exp(x) - floor, 0) * g + floor)
             y = np.log(np.maximum(np.exp(y) - floor, 0) * g + floor)
         m = self.masks[self.cutoff[idx]][:, :, None].repeat(crop, axis=2)
+        src = self.sources[self.cutoff[idx]]  # (B, F)
+        copied = np.take_along_axis(x, src[:, :, None], axis=1)
         return (torch.from_numpy(x[:, None]), torch.from_numpy(y[:, None]),
-                torch.from_numpy(np.ascontiguousarray(m[:, None])))
+                torch.from_numpy(np.ascontiguousarray(m[:, None])), torch.from_numpy(copied[:, None]))
 
 
 def validate(G: Generator, val: Pairs, cfg: ModelConfig, n: int = 192) -> dict[str, float]:
@@ -77,9 +82,9 @@ def validate(G: Generator, val: Pairs, cfg: ModelConfig, n: int = 192) -> dict[s
     lsd_model, lsd_mp3, n_b = 0.0, 0.0, 0
     with torch.no_grad():
         for _ in range(max(1, n // 32)):
-            x, y, m = val.batch(rng, 32, val.x.shape[-1], 0.0)
+            x, y, m, cp = val.batch(rng, 32, val.x.shape[-1], 0.0)
             z = torch.from_numpy(rng.standard_normal((x.shape[0], cfg.z_channels) + x.shape[2:]).astype(np.float32))
-            out = G(x, m, z)
+            out = G(x, m, z, cp)
             lsd_model += float(lsd_db(out, y, m))
             lsd_mp3 += float(lsd_db(x, y, m))
             n_b += 1
@@ -175,9 +180,9 @@ def main(argv: list[str] | None = None) -> None:
     acc = {"rec": 0.0, "g_adv": 0.0, "fm": 0.0, "d_loss": 0.0}
     n_acc = 0
     while step < a.steps:
-        x, y, m = (t.to(dev) for t in train.batch(rng, a.batch, a.crop, a.gain_db))
+        x, y, m, cp = (t.to(dev) for t in train.batch(rng, a.batch, a.crop, a.gain_db))
         z = torch.randn((x.shape[0], cfg.z_channels) + tuple(x.shape[2:]), device=dev)
-        out = G(x, m, z)
+        out = G(x, m, z, cp)
         gan = step >= a.warmup
         if gan:
             # critic step
