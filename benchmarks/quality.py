@@ -84,7 +84,7 @@ def spectrogram_png(signals: dict[str, np.ndarray], path: Path, seconds: float =
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(signals), figsize=(3.2 * len(signals), 3.2), sharey=True)
-    for ax, (name, sig) in zip(axes, signals.items()):
+    for ax, (name, sig) in zip(axes, signals.items(), strict=False):
         s = np.abs(stft(sig[0, : int(seconds * SR)], 1024, 256))
         ax.imshow(20 * np.log10(s + 1e-6), origin="lower", aspect="auto", vmin=-100, vmax=10, cmap="magma",
                   extent=[0, s.shape[1] * 256 / SR, 0, SR / 2000])

@@ -85,7 +85,22 @@ class SourceInfo:
 
 _AUDIO_RE = re.compile(r"Stream #\S+.*?: Audio: (\w+).*?, (\d+) Hz, ([^,]+)")
 _DUR_RE = re.compile(r"Duration: (\d+):(\d+):(\d+\.\d+)")
-_LAYOUT_CHANNELS = {"mono": 1, "stereo": 2, "2.1": 3, "quad": 4, "5.0": 5, "5.1": 6, "7.1": 8}
+_LAYOUT_CHANNELS = {"mono": 1, "stereo": 2, "downmix": 2, "quad": 4, "hexagonal": 6, "octagonal": 8,
+                    "hexadecagonal": 16, "22.2": 24}
+
+
+def _layout_channels(layout: str) -> int:
+    """Channel count from ffmpeg's layout text ("stereo", "5.1(side)", "6 channels")."""
+    name = layout.split("(")[0].strip()
+    m = re.fullmatch(r"(\d+) channels", name)
+    if m:
+        return int(m.group(1))
+    if name in _LAYOUT_CHANNELS:
+        return _LAYOUT_CHANNELS[name]
+    m = re.fullmatch(r"(\d+)\.(\d+)", name)  # "4.0", "6.1", "7.1": main + LFE channels
+    if m:
+        return int(m.group(1)) + int(m.group(2))
+    return 3  # an unknown named layout is a surround one: treat as more than stereo
 
 
 def _clean_ffmpeg_message(stderr: str) -> str:
@@ -117,8 +132,7 @@ def probe(path: str | Path) -> SourceInfo:
             raise DecodeError(f"{path}: not a readable audio file ({_clean_ffmpeg_message(proc.stderr)})")
         raise DecodeError(f"{path}: contains no audio stream")
     codec, rate, layout = m.group(1), int(m.group(2)), m.group(3).strip()
-    ch_match = re.match(r"(\d+) channels", layout)
-    channels = int(ch_match.group(1)) if ch_match else _LAYOUT_CHANNELS.get(layout.split("(")[0], 2)
+    channels = _layout_channels(layout)
     d = _DUR_RE.search(proc.stderr)
     duration = int(d.group(1)) * 3600 + int(d.group(2)) * 60 + float(d.group(3)) if d else None
     start_trim = 0

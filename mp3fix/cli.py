@@ -36,6 +36,7 @@ from rich.table import Table
 from mp3fix import __version__
 from mp3fix.batch import BatchResult, Job, plan_jobs
 from mp3fix.errors import Mp3fixError
+from mp3fix.model import DEFAULT_SEED
 
 if TYPE_CHECKING:
     from mp3fix.restore import Restorer
@@ -252,10 +253,10 @@ def restore(
                      "16 and 24 clip samples beyond full scale.", show_default=False),
     ] = None,
     seed: Annotated[
-        int | None,
+        int,
         typer.Option(min=0, max=MAX_SEED, help="Seed of the generator's noise: the same seed gives the same "
-                     "output. \\[default: DEFAULT_SEED of mp3fix.restore]", show_default=False),
-    ] = None,
+                     "output."),
+    ] = DEFAULT_SEED,
     variants: Annotated[
         int,
         typer.Option(min=1, help="Write N different restorations of each file, named [bold]NAME.v1.wav[/] "
@@ -304,7 +305,7 @@ def restore(
             for o in job.outputs:
                 audio.output_subtype(o, depth)
 
-        from mp3fix.restore import DEFAULT_SEED, Restorer
+        from mp3fix.restore import Restorer
 
         t0 = time.perf_counter()
         if all(j.skipped for j in jobs):
@@ -315,7 +316,7 @@ def restore(
                                 phase_iters=phase_iters)
             with _make_progress(err, enabled=not quiet and err.is_terminal) as progress:
                 results = _run_jobs(
-                    restorer, jobs, seed=DEFAULT_SEED if seed is None else seed, bit_depth=depth,
+                    restorer, jobs, seed=seed, bit_depth=depth,
                     overwrite=overwrite, progress=progress, on_error=lambda m: _print_error(err, m),
                 )
         if not quiet:

@@ -20,6 +20,7 @@ import numpy as np
 from mp3fix.errors import ModelError
 
 DEFAULT_MODEL = "mp3fix-gan"
+DEFAULT_SEED = 0  # a plain run is deterministic
 
 
 @dataclass

@@ -1,11 +1,12 @@
 """MP3 frame-level facts ffmpeg does not tell us: gapless tag and truncation.
 
 LAME writes its encoder delay in a "LAME" extension of the Xing/Info frame; when
-it is there, ffmpeg trims the delay itself and decodes sample-exact. At the low
-sample rates LAME picks for 16 and 32 kbit/s the first frame is too small for the
-tag, and every decoder then returns the audio ``STANDARD_DELAY`` samples late
-(576 encoder + 529 decoder delay, at the file's rate). We detect that case so the
-decoder can trim it. We also walk the frame headers to notice a file whose last
+it is there, ffmpeg trims the delay itself and decodes sample-exact. The ``lame``
+command line at the low sample rates it picks for 16 and 32 kbit/s (8 and
+16 kHz) writes no such frame (it would not fit at that bitrate; ffmpeg's muxer
+fits it by writing that one frame at a higher bitrate), and every decoder then
+returns the audio ``STANDARD_DELAY`` samples late (576 encoder + 529 decoder
+delay, at the file's rate). We detect that case so the decoder can trim it. We also walk the frame headers to notice a file whose last
 frame was cut off, which ffmpeg decodes silently.
 """
 

@@ -46,12 +46,14 @@ def restore_phase(
     n_fft: int,
     hop: int,
     length: int,
-    rng: np.random.Generator,
+    random_phase: np.ndarray | None = None,
     copy_width: int = 64,
 ) -> np.ndarray:
     """Complex spectrum from restored magnitude ``mag`` (..., bins, frames).
 
     ``mask`` (bins,) is the band mask; bins where it is 0 keep the MP3 exactly.
+    ``random_phase`` (same shape as ``mag``) is required for ``random``; the
+    caller draws it per absolute frame so that overlapping chunks agree.
     """
     bins = mag.shape[-2]
     phase = np.angle(mp3_spec)
@@ -60,8 +62,9 @@ def restore_phase(
         src = copy_phase_sources(cutoff, bins, copy_width)
         phase = np.where(full[:, None], phase[..., src, :], phase)
     elif strategy == "random":
-        rnd = rng.uniform(-np.pi, np.pi, size=phase.shape).astype(np.float32)
-        phase = np.where(full[:, None], rnd, phase)
+        if random_phase is None:
+            raise ValueError("the random strategy needs random_phase")
+        phase = np.where(full[:, None], random_phase, phase)
     else:
         raise ValueError(f"unknown phase strategy {strategy!r}")
     spec = (mag * np.exp(1j * phase)).astype(np.complex64)

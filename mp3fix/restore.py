@@ -24,25 +24,33 @@ from scipy.signal import resample_poly
 
 from mp3fix import audio
 from mp3fix.chunking import stream_overlap_add
-from mp3fix.model import band_mask, resolve_model
+from mp3fix.model import DEFAULT_SEED, band_mask, resolve_model
 from mp3fix.phase import STRATEGIES, copy_phase_sources, restore_phase
 from mp3fix.runtime import Generator
 from mp3fix.spectral import detect_cutoff, istft, log_magnitude, stft
 
 Z_BLOCK = 64
-DEFAULT_SEED = 0
+
+
+NOISE_Z = 0
+NOISE_PHASE = 1
 
 
 def draw_z(seed: int, variant: int, channel: int, first_frame: int, frames: int,
-           z_channels: int, bins: int) -> np.ndarray:
-    """(z_channels, bins, frames) standard normal noise for absolute frames
-    [first_frame, first_frame + frames); a pure function of its arguments."""
+           z_channels: int, bins: int, stream: int = NOISE_Z) -> np.ndarray:
+    """(z_channels, bins, frames) noise for absolute frames [first_frame,
+    first_frame + frames); a pure function of its arguments. ``stream`` NOISE_Z
+    gives standard normal z, NOISE_PHASE uniform phases in [-pi, pi)."""
     out = np.empty((z_channels, bins, frames), dtype=np.float32)
     b0 = first_frame // Z_BLOCK
     b1 = (first_frame + frames - 1) // Z_BLOCK
     for b in range(b0, b1 + 1):
-        rng = np.random.default_rng([seed & 0xFFFFFFFF, variant, channel, b + (1 << 30)])
-        block = rng.standard_normal((z_channels, bins, Z_BLOCK), dtype=np.float32)
+        rng = np.random.default_rng([seed & 0xFFFFFFFF, variant, channel, b + (1 << 30), stream])
+        shape = (z_channels, bins, Z_BLOCK)
+        if stream == NOISE_PHASE:
+            block = rng.uniform(-np.pi, np.pi, shape).astype(np.float32)
+        else:
+            block = rng.standard_normal(shape, dtype=np.float32)
         lo = max(first_frame, b * Z_BLOCK)
         hi = min(first_frame + frames, (b + 1) * Z_BLOCK)
         out[:, :, lo - first_frame : hi - first_frame] = block[:, :, lo - b * Z_BLOCK : hi - b * Z_BLOCK]
@@ -123,10 +131,15 @@ class Restorer:
             restored = self.generator(lm, mask, z, copied)[:, 0]
         with self._stage("phase"):
             mag = np.maximum(np.exp(restored) - cfg.log_floor, 0.0)
-            rng = np.random.default_rng([seed & 0xFFFFFFFF, first_frame + (1 << 30)])
             mp3_low = np.tile(low, (variants, 1, 1))
+            random_phase = None
+            if self.phase == "random":  # per absolute frame, so overlapping chunks agree
+                random_phase = np.concatenate([
+                    draw_z(seed, v, ch, first_frame, frames, 1, cfg.n_bins, NOISE_PHASE)
+                    for v in range(variants) for ch in range(c)
+                ])
             out_low = restore_phase(mag, mp3_low, mask1, cutoff, self.phase, self.phase_iters,
-                                    cfg.n_fft, cfg.hop, n, rng, cfg.copy_width_bins)
+                                    cfg.n_fft, cfg.hop, n, random_phase, cfg.copy_width_bins)
         with self._stage("istft"):
             full = np.concatenate([out_low, np.tile(spec[:, cfg.n_bins :], (variants, 1, 1))], axis=1)
             return istft(full, cfg.n_fft, cfg.hop, n)
@@ -141,6 +154,8 @@ class Restorer:
         """Restore a stream of (C, n) blocks at the model rate; yields (variants*C, m)
         blocks, variant-major (rows v*C .. v*C+C-1 are variant v)."""
         cfg = self.config
+        if variants < 1:
+            raise ValueError("variants must be at least 1")
 
         def tiled() -> Iterator[np.ndarray]:
             for b in blocks:
@@ -192,6 +207,8 @@ class Restorer:
         ever read.
         """
         src = Path(src)
+        if not outputs:
+            raise ValueError("restore_file needs at least one output path")
         for out in outputs:
             audio.output_subtype(out, bit_depth)  # check the format before any work
             if out.resolve() == src.resolve():

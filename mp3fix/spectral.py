@@ -24,8 +24,10 @@ def hann(n_fft: int) -> np.ndarray:
 
 
 def n_frames(n_samples: int, hop: int) -> int:
-    """Number of centred frames for a signal of ``n_samples``."""
-    return n_samples // hop + 1
+    """Number of centred frames for a signal of ``n_samples``: enough that the
+    last sample lies under the body of a window, not only under the far tail of
+    one (where the squared window is too small to divide by)."""
+    return -(-n_samples // hop) + 1
 
 
 def stft(x: np.ndarray, n_fft: int, hop: int) -> np.ndarray:

@@ -18,8 +18,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import soundfile as sf
-from click.testing import Result
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from mp3fix import __version__, audio
 from mp3fix.cli import app

@@ -1,0 +1,388 @@
+"""Tests for mp3fix.restore with the tiny test models in tests/data.
+
+identity.onnx returns its input log-magnitude, so the whole pipeline must give
+back what it got; fill.onnx adds z-dependent energy above the detected cutoff
+only, so seeds, variants and the untouched intact band can be checked exactly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from mp3fix import audio, restore
+from mp3fix.errors import DecodeError, OutputError
+from mp3fix.restore import Z_BLOCK, Restorer, draw_z
+from mp3fix.spectral import detect_cutoff
+from tests.helpers import (
+    FILL_MODEL,
+    IDENTITY_MODEL,
+    brickwall,
+    encode,
+    lowpass_noise,
+    stft_mag,
+    write_wav,
+    xcorr_lag,
+)
+
+SR = 44100
+EDGE_HZ = 5000.0
+
+
+@pytest.fixture(scope="module")
+def identity() -> Restorer:
+    return Restorer(IDENTITY_MODEL, device="cpu", threads=1)
+
+
+@pytest.fixture(scope="module")
+def fill() -> Restorer:
+    return Restorer(FILL_MODEL, device="cpu", threads=1)
+
+
+def faded_lowpass(n: int, channels: int = 2, seed: int = 0, edge_hz: float = EDGE_HZ) -> np.ndarray:
+    """Low-passed noise with raised-cosine fades at both ends.
+
+    The fades matter: a track that starts or stops abruptly has broadband energy
+    in its first and last frames, above any cutoff, which the restorer treats as
+    band to restore (and the copy-phase strategy rewrites).
+    """
+    x = lowpass_noise(n, edge_hz, SR, channels=channels, seed=seed)
+    fade = min(4096, n // 4)
+    if fade:
+        ramp = np.sin(np.linspace(0, np.pi / 2, fade, dtype=np.float32)) ** 2
+        x[..., :fade] *= ramp
+        x[..., n - fade :] *= ramp[::-1]
+    return x
+
+
+def test_test_models_use_small_chunks(identity: Restorer, fill: Restorer) -> None:
+    for r in (identity, fill):
+        assert r.config.segment == 64 * 512 and r.config.overlap == 8 * 512 and r.config.context == 16 * 512
+        assert r.sample_rate == SR
+
+
+# ---------------------------------------------------------------- identity round trip
+
+
+def _lengths() -> list[int]:
+    seg = 64 * 512  # the test models' segment (checked above)
+    return [1, 1000, seg - 1, seg, seg + 1, 4 * seg + 1234]
+
+
+@pytest.mark.parametrize("n", _lengths())
+@pytest.mark.parametrize("channels", [1, 2])
+def test_identity_round_trip(identity: Restorer, n: int, channels: int) -> None:
+    x = faded_lowpass(n, channels, seed=n)
+    (y,) = identity.restore(x, SR)
+    assert y.shape == x.shape and y.dtype == np.float32
+    assert np.max(np.abs(y - x)) < 1e-4
+
+
+def test_identity_round_trip_of_1d_input(identity: Restorer) -> None:
+    x = faded_lowpass(20000, channels=1, seed=3)[0]
+    (y,) = identity.restore(x, SR)
+    assert y.shape == (1, x.size)
+    assert np.max(np.abs(y[0] - x)) < 1e-4
+
+
+def test_identity_full_band_is_exact(identity: Restorer) -> None:
+    # nothing to restore: every chunk is passed through untouched (the crossfade
+    # of two equal copies rounds in the last bit, nothing more)
+    x = (0.1 * np.random.default_rng(1).standard_normal((2, 3 * 32768))).astype(np.float32)
+    np.testing.assert_allclose(identity.restore(x, SR)[0], x, rtol=0, atol=1e-7)
+
+
+def test_empty_input(identity: Restorer) -> None:
+    out = identity.restore(np.zeros((2, 0), np.float32), SR, variants=2)
+    assert len(out) == 2 and all(o.shape == (2, 0) for o in out)
+
+
+@pytest.mark.parametrize("rate,n", [(16000, 16000), (16000, 12345), (22050, 22051), (48000, 30000)])
+def test_other_input_rate_is_resampled(identity: Restorer, rate: int, n: int) -> None:
+    x = lowpass_noise(n, 0.3 * rate, rate, channels=2, seed=rate)
+    (y,) = identity.restore(x, rate)
+    assert y.shape[0] == 2
+    assert abs(y.shape[1] - round(n * SR / rate)) <= 1
+    # still the same audio, not shifted
+    up = np.interp(np.arange(y.shape[1]) * rate / SR, np.arange(n), x[0])
+    assert xcorr_lag(up, y[0], 200) == 0
+
+
+# ---------------------------------------------------------------- fill: seeds, variants, intact band
+
+
+@pytest.fixture(scope="module")
+def fill_input() -> np.ndarray:
+    return faded_lowpass(3 * 32768 + 77, channels=2, seed=1)
+
+
+@pytest.fixture(scope="module")
+def fill_outputs(fill: Restorer, fill_input: np.ndarray) -> list[np.ndarray]:
+    return fill.restore(fill_input, SR, seed=0, variants=3)
+
+
+def _cutoff(x: np.ndarray) -> int:
+    return detect_cutoff(stft_mag(x)[..., :512, :] ** 2)
+
+
+def test_fill_adds_energy_above_cutoff(fill_input: np.ndarray, fill_outputs: list[np.ndarray]) -> None:
+    cut = _cutoff(fill_input)
+    assert abs(cut - EDGE_HZ / SR * 1024) <= 6
+    before = stft_mag(fill_input)[..., cut:512, :].mean()
+    for y in fill_outputs:
+        assert y.shape == fill_input.shape
+        assert stft_mag(y)[..., cut:512, :].mean() > 10 * before
+
+
+def test_same_seed_same_output(fill: Restorer, fill_input: np.ndarray, fill_outputs: list[np.ndarray]) -> None:
+    again = fill.restore(fill_input, SR, seed=0, variants=3)
+    for a, b in zip(again, fill_outputs, strict=True):
+        np.testing.assert_array_equal(a, b)
+    # variant v does not depend on how many variants were asked for
+    (first,) = fill.restore(fill_input, SR, seed=0, variants=1)
+    np.testing.assert_array_equal(first, fill_outputs[0])
+
+
+def test_different_seeds_and_variants_differ(fill: Restorer, fill_input: np.ndarray,
+                                             fill_outputs: list[np.ndarray]) -> None:
+    (other,) = fill.restore(fill_input, SR, seed=1, variants=1)
+    assert np.max(np.abs(other - fill_outputs[0])) > 1e-4
+    for i in range(3):
+        for j in range(i + 1, 3):
+            assert np.max(np.abs(fill_outputs[i] - fill_outputs[j])) > 1e-4
+    # stereo channels get their own z
+    y = fill_outputs[0] - fill_input
+    assert np.max(np.abs(y[0] - y[1])) > 1e-4
+
+
+def test_intact_band_is_unchanged(fill: Restorer, fill_input: np.ndarray, fill_outputs: list[np.ndarray]) -> None:
+    x = fill_input
+    cut = _cutoff(x)
+    # below the mask ramp, less the Hann main lobe's reach, the magnitudes are kept
+    keep = cut - fill.config.mask_ramp_bins - 4
+    mx = stft_mag(x)[..., :keep, :]
+    for y in fill_outputs:
+        my = stft_mag(y)[..., :keep, :]
+        assert np.linalg.norm(my - mx) / np.linalg.norm(mx) < 1e-3
+        # as a waveform: everything below 4 kHz is the input, sample for sample
+        assert np.max(np.abs(brickwall(y, 4000, SR) - brickwall(x, 4000, SR))) < 1e-4
+
+
+def test_variants_differ_only_above_cutoff(fill_input: np.ndarray, fill_outputs: list[np.ndarray]) -> None:
+    cut = _cutoff(fill_input)
+    d = stft_mag(fill_outputs[0] - fill_outputs[1])
+    low = (d[..., : cut - 12, :] ** 2).sum()
+    high = (d[..., cut:, :] ** 2).sum()
+    assert high > 0
+    assert low < 1e-3 * high
+
+
+def test_output_is_not_shifted(fill_input: np.ndarray, fill_outputs: list[np.ndarray]) -> None:
+    for y in fill_outputs:
+        assert xcorr_lag(fill_input[0], y[0], 2000) == 0
+        assert xcorr_lag(fill_input[1], y[1], 2000) == 0
+
+
+def test_chunk_borders_are_seamless(fill: Restorer, fill_input: np.ndarray,
+                                    fill_outputs: list[np.ndarray]) -> None:
+    # the output does not depend on how the input arrives (block sizes)
+    x = fill_input
+    blocks = [x[:, i : i + 7000] for i in range(0, x.shape[1], 7000)]
+    out = np.concatenate(list(fill.restore_stream(blocks, seed=0, variants=3)), axis=1)
+    for v in range(3):
+        np.testing.assert_allclose(out[2 * v : 2 * v + 2], fill_outputs[v], rtol=0, atol=1e-6)
+
+
+def test_silence_stays_silent(fill: Restorer) -> None:
+    out = fill.restore(np.zeros((2, 50000), np.float32), SR, variants=2)
+    for y in out:
+        np.testing.assert_array_equal(y, 0)
+
+
+def _border_energy(phase: str) -> float:
+    """Restored-band energy at chunk borders relative to the median, with fill.onnx."""
+    r = Restorer(FILL_MODEL, device="cpu", threads=1, phase=phase)
+    step, hop = r.config.segment - r.config.overlap, r.config.hop
+    n = 6 * r.config.segment
+    (y,) = r.restore(lowpass_noise(n, EDGE_HZ, SR, channels=1, seed=1), SR, seed=0)
+    e = (stft_mag(y)[0, 200:512, :] ** 2).mean(axis=0)
+    borders = [(k * step + r.config.overlap // 2) // hop for k in range(1, n // step)]
+    near = np.concatenate([e[b - 1 : b + 2] for b in borders])
+    return float(near.mean() / np.median(e))
+
+
+def test_copy_phase_is_seamless_at_chunk_borders() -> None:
+    assert _border_energy("copy") > 0.8
+
+
+def test_random_phase_is_seamless_at_chunk_borders() -> None:
+    assert _border_energy("random") > 0.8
+
+
+# ---------------------------------------------------------------- draw_z
+
+
+@pytest.mark.parametrize("f0,n", [(0, 1), (0, 64), (10, 200), (63, 2), (640, 97), (1000, 333)])
+def test_draw_z_does_not_depend_on_chunking(f0: int, n: int) -> None:
+    zc, bins = 2, 16
+    a = draw_z(7, 1, 0, f0, n, zc, bins)
+    assert a.shape == (zc, bins, n) and a.dtype == np.float32
+    lo = f0 - 10
+    if lo >= 0:
+        wide = draw_z(7, 1, 0, lo, n + 20, zc, bins)
+        np.testing.assert_array_equal(a, wide[:, :, 10 : 10 + n])
+    # split at an arbitrary frame: same noise
+    k = n // 3
+    parts = np.concatenate([draw_z(7, 1, 0, f0, k, zc, bins), draw_z(7, 1, 0, f0 + k, n - k, zc, bins)], axis=-1)
+    np.testing.assert_array_equal(a, parts)
+
+
+def test_draw_z_depends_on_seed_variant_channel() -> None:
+    base = draw_z(0, 0, 0, 5, 100, 2, 32)
+    for args in [(1, 0, 0), (0, 1, 0), (0, 0, 1)]:
+        other = draw_z(*args, 5, 100, 2, 32)
+        assert not np.allclose(base, other)
+    # large seeds are accepted (masked to 32 bits), and blocks are not repeats of each other
+    draw_z(2**40 + 3, 0, 0, 0, 10, 2, 8)
+    z = draw_z(0, 0, 0, 0, 2 * Z_BLOCK, 2, 8)
+    assert not np.allclose(z[..., :Z_BLOCK], z[..., Z_BLOCK:])
+    assert abs(float(z.mean())) < 0.1 and abs(float(z.std()) - 1) < 0.1
+
+
+# ---------------------------------------------------------------- restore_file
+
+
+@pytest.fixture()
+def stereo_wav(tmp_path: Path) -> tuple[np.ndarray, Path]:
+    x = faded_lowpass(50000, channels=2, seed=9)
+    return x, write_wav(tmp_path / "in.wav", x, SR)
+
+
+def test_restore_file_writes_variants(fill: Restorer, stereo_wav: tuple[np.ndarray, Path], tmp_path: Path) -> None:
+    x, src = stereo_wav
+    outs = [tmp_path / "out" / f"v{i}.flac" for i in range(3)]
+    calls: list[tuple[int, int]] = []
+    res = fill.restore_file(src, outs, seed=5, on_progress=lambda d, t: calls.append((d, t)))
+    assert res.outputs == outs and res.channels == 2 and res.input_rate == SR
+    assert abs(res.seconds - x.shape[1] / SR) < 1e-6
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["v0.flac", "v1.flac", "v2.flac"]
+    expected = fill.restore(x, SR, seed=5, variants=3)
+    for out, e in zip(outs, expected, strict=True):
+        info = sf.info(str(out))
+        assert (info.samplerate, info.channels, info.frames, info.subtype) == (SR, 2, x.shape[1], "PCM_24")
+        y = sf.read(str(out), dtype="float32")[0].T
+        assert np.max(np.abs(y - e)) < 2**-22
+    assert calls and calls[-1][0] == x.shape[1]
+    assert all(b[0] > a[0] for a, b in zip(calls, calls[1:], strict=False))
+
+
+def test_restore_file_mono_stays_mono(fill: Restorer, tmp_path: Path) -> None:
+    x = faded_lowpass(30000, channels=1, seed=2)
+    src = write_wav(tmp_path / "mono.wav", x, SR)
+    res = fill.restore_file(src, [tmp_path / "m.wav"])
+    assert res.channels == 1
+    y, rate = sf.read(str(tmp_path / "m.wav"), dtype="float32")
+    assert rate == SR and y.ndim == 1 and y.size == x.shape[1]
+
+
+def test_restore_file_identity_wav_round_trip(identity: Restorer, stereo_wav: tuple[np.ndarray, Path],
+                                              tmp_path: Path) -> None:
+    x, src = stereo_wav
+    identity.restore_file(src, [tmp_path / "same.wav"])
+    y = sf.read(str(tmp_path / "same.wav"), dtype="float32")[0].T
+    assert y.shape == x.shape
+    assert np.max(np.abs(y - x)) < 1e-4
+
+
+def test_restore_file_mp3_at_low_rate(fill: Restorer, tmp_path: Path) -> None:
+    # 32 kbit/s stereo at 16 kHz: restored at 44.1 kHz, same duration, not shifted
+    x = faded_lowpass(44100, channels=2, seed=4, edge_hz=15000)
+    mp3 = encode(write_wav(tmp_path / "src.wav", x, SR), tmp_path / "low.mp3", 2, 16000, 32)
+    decoded, _ = audio.decode(mp3, SR)
+    res = fill.restore_file(mp3, [tmp_path / "r.wav"], seed=1)
+    assert res.input_rate == 16000 and res.channels == 2
+    y = sf.read(str(tmp_path / "r.wav"), dtype="float32")[0].T
+    assert y.shape == decoded.shape
+    assert abs(y.shape[1] - x.shape[1]) <= 2
+    assert xcorr_lag(decoded[0], y[0], 2000) == 0
+    cut = _cutoff(decoded)
+    assert cut < 200  # the MP3 lost everything above ~8 kHz
+    assert stft_mag(y)[..., cut:512, :].mean() > 10 * stft_mag(decoded)[..., cut:512, :].mean()
+
+
+def test_restore_file_refuses_to_overwrite_input(fill: Restorer, stereo_wav: tuple[np.ndarray, Path],
+                                                 tmp_path: Path) -> None:
+    x, src = stereo_wav
+    before = src.read_bytes()
+    for target in (src, tmp_path / "." / "in.wav"):
+        with pytest.raises(OutputError, match="input"):
+            fill.restore_file(src, [target], overwrite=True)
+    assert src.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav"]
+
+
+def test_restore_file_refuses_existing_outputs(fill: Restorer, stereo_wav: tuple[np.ndarray, Path],
+                                               tmp_path: Path) -> None:
+    _, src = stereo_wav
+    existing = tmp_path / "v1.wav"
+    existing.write_bytes(b"keep me")
+    outs = [tmp_path / "v0.wav", existing]
+    with pytest.raises(OutputError, match="exists"):
+        fill.restore_file(src, outs)
+    assert existing.read_bytes() == b"keep me"
+    assert not outs[0].exists()
+    fill.restore_file(src, outs, overwrite=True)
+    assert sf.info(str(existing)).frames == 50000 and outs[0].exists()
+
+
+def test_restore_file_checks_format_before_work(fill: Restorer, tmp_path: Path) -> None:
+    # the input does not even exist: the bad output format is reported first
+    with pytest.raises(OutputError):
+        fill.restore_file(tmp_path / "missing.mp3", [tmp_path / "out.mp3"])
+    with pytest.raises(OutputError):
+        fill.restore_file(tmp_path / "missing.mp3", [tmp_path / "out.flac"], bit_depth="float")
+
+
+def test_restore_file_bad_input_leaves_nothing(fill: Restorer, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.mp3"
+    bad.write_bytes(np.random.default_rng(0).integers(0, 256, 30_000, dtype=np.uint8).tobytes())
+    with pytest.raises(DecodeError, match="bad.mp3"):
+        fill.restore_file(bad, [tmp_path / "a.wav", tmp_path / "b.flac"])
+    assert [p.name for p in tmp_path.iterdir()] == ["bad.mp3"]
+
+
+def test_failure_mid_stream_leaves_nothing(fill: Restorer, stereo_wav: tuple[np.ndarray, Path], tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    _, src = stereo_wav
+    real = audio.decode_blocks
+
+    def failing(info: audio.SourceInfo, rate: int, block: int = 1 << 16):  # type: ignore[no-untyped-def]
+        gen = real(info, rate, block=8192)
+        yield next(gen)
+        yield next(gen)
+        raise DecodeError(f"{info.path}: decoding failed (simulated)")
+
+    monkeypatch.setattr(restore.audio, "decode_blocks", failing)
+    outs = [tmp_path / "out" / "a.wav", tmp_path / "out" / "b.flac"]
+    with pytest.raises(DecodeError, match="simulated"):
+        fill.restore_file(src, outs)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_interrupt_leaves_nothing(fill: Restorer, stereo_wav: tuple[np.ndarray, Path], tmp_path: Path) -> None:
+    _, src = stereo_wav
+
+    def stop(done: int, total: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fill.restore_file(src, [tmp_path / "x.wav"], on_progress=stop)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav"]
+
+
+def test_unknown_phase_strategy() -> None:
+    with pytest.raises(ValueError, match="phase"):
+        Restorer(IDENTITY_MODEL, device="cpu", phase="zero")

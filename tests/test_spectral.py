@@ -1,0 +1,110 @@
+"""Tests for mp3fix.spectral: STFT round trip, frame layout, cutoff detection."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.signal import ellip, sosfilt
+
+from mp3fix.spectral import detect_cutoff, hann, istft, log_magnitude, n_frames, stft
+from tests.helpers import brickwall, white_noise
+
+N_FFT, HOP, SR = 1024, 512, 44100
+BINS = N_FFT // 2 + 1
+# 511 and 1535 (n % hop == hop - 1) once lost their last samples: they lay only under
+# the far tail of one window until n_frames became ceil(n / hop) + 1.
+LENGTHS = [1, 511, 512, 1024, 1025, 1535, 44100]
+
+
+@pytest.mark.parametrize("n", LENGTHS)
+@pytest.mark.parametrize("lead", [(), (2,), (2, 3)], ids=["mono", "stereo", "batch"])
+def test_istft_inverts_stft(n: int, lead: tuple[int, ...]) -> None:
+    x = white_noise(int(np.prod(lead, dtype=int)) * n, seed=n).reshape(lead + (n,))
+    spec = stft(x, N_FFT, HOP)
+    assert spec.shape == lead + (BINS, n_frames(n, HOP))
+    assert spec.dtype == np.complex64
+    y = istft(spec, N_FFT, HOP, n)
+    assert y.shape == x.shape and y.dtype == np.float32
+    assert np.max(np.abs(y - x)) < 1e-4
+
+
+@pytest.mark.parametrize("n_fft,hop", [(1024, 256), (512, 128), (256, 128)])
+def test_round_trip_other_sizes(n_fft: int, hop: int) -> None:
+    x = white_noise(5000, channels=2, seed=7)
+    y = istft(stft(x, n_fft, hop), n_fft, hop, x.shape[-1])
+    assert np.max(np.abs(y - x)) < 1e-4
+
+
+def test_round_trip_is_not_trivially_zero() -> None:
+    # guards the round-trip test itself: a spectrum that was tampered with must not invert to x
+    x = white_noise(4096, seed=3)
+    spec = stft(x, N_FFT, HOP)
+    spec[..., 100, :] = 0
+    assert np.max(np.abs(istft(spec, N_FFT, HOP, 4096) - x)) > 1e-3
+
+
+@pytest.mark.parametrize("n,expected", [(0, 1), (1, 2), (511, 2), (512, 2), (1023, 3), (1024, 3), (44100, 88)])
+def test_frame_count(n: int, expected: int) -> None:
+    # ceil(n / hop) + 1: the last sample always lies under the body of a window
+    assert n_frames(n, HOP) == expected == -(-n // HOP) + 1
+    if n:
+        assert stft(np.zeros(n, np.float32), N_FFT, HOP).shape == (BINS, expected)
+
+
+def test_frames_are_centred() -> None:
+    # an impulse at t*hop lands in frame t's centre: that frame has a flat magnitude
+    n = 8 * HOP
+    x = np.zeros(n, np.float32)
+    x[3 * HOP] = 1.0
+    mag = np.abs(stft(x, N_FFT, HOP))
+    assert np.argmax(mag.sum(axis=0)) == 3
+    np.testing.assert_allclose(mag[:, 3], 1.0, atol=1e-6)  # hann peak is 1 at the centre
+
+
+def test_hann_is_periodic() -> None:
+    w = hann(8)
+    np.testing.assert_allclose(w, [0, 0.1464466, 0.5, 0.8535534, 1, 0.8535534, 0.5, 0.1464466], atol=1e-6)
+
+
+def test_log_magnitude_floor() -> None:
+    spec = np.array([0, 1, 1j * np.e], dtype=np.complex64)
+    np.testing.assert_allclose(log_magnitude(spec, 1e-5), np.log([1e-5, 1 + 1e-5, np.e + 1e-5]), atol=1e-6)
+
+
+def _power(x: np.ndarray) -> np.ndarray:
+    return np.abs(stft(x, N_FFT, HOP)[..., : N_FFT // 2, :]) ** 2
+
+
+@pytest.mark.parametrize("cutoff_hz", [5000.0, 11025.0, 16000.0])
+def test_detect_cutoff_brickwall(cutoff_hz: float) -> None:
+    x = brickwall(white_noise(2 * SR, seed=1), cutoff_hz, SR)
+    expected = cutoff_hz / SR * N_FFT
+    got = detect_cutoff(_power(x))
+    assert abs(got - expected) <= 6, (got, expected)
+    assert got >= expected, "a cutoff inside the intact band would overwrite real content"
+
+
+def test_detect_cutoff_stereo_sosfilt() -> None:
+    # a steep elliptic low-pass (what an MP3 encoder's filter looks like), stereo input
+    # (order 16: down by 100 dB within 4 bins of the passband edge)
+    sos = ellip(16, 0.1, 100, 5000, fs=SR, output="sos")
+    x = sosfilt(sos, white_noise(2 * SR, channels=2, seed=2), axis=-1).astype(np.float32)
+    edge = 5000 / SR * N_FFT
+    got = detect_cutoff(_power(x))
+    assert edge <= got <= edge + 6, got
+
+
+def test_detect_cutoff_silence_and_full_band() -> None:
+    bins = N_FFT // 2
+    assert detect_cutoff(_power(np.zeros(SR, np.float32))) == bins
+    assert detect_cutoff(_power(white_noise(SR, seed=4))) == bins
+    assert detect_cutoff(_power(white_noise(SR, channels=2, seed=5))) == bins
+
+
+def test_detect_cutoff_ignores_gentle_slope() -> None:
+    # pink-ish noise falls steadily (~3 dB/octave): no cliff, nothing to restore
+    spec = np.fft.rfft(white_noise(SR, seed=6).astype(np.float64))
+    f = np.arange(spec.size, dtype=np.float64)
+    f[0] = 1.0
+    pink = np.fft.irfft(spec / np.sqrt(f), n=SR).astype(np.float32)
+    assert detect_cutoff(_power(pink)) == N_FFT // 2
