@@ -6,8 +6,9 @@ command line at the low sample rates it picks for 16 and 32 kbit/s (8 and
 16 kHz) writes no such frame (it would not fit at that bitrate; ffmpeg's muxer
 fits it by writing that one frame at a higher bitrate), and every decoder then
 returns the audio ``STANDARD_DELAY`` samples late (576 encoder + 529 decoder
-delay, at the file's rate). We detect that case so the decoder can trim it. We also walk the frame headers to notice a file whose last
-frame was cut off, which ffmpeg decodes silently.
+delay, at the file's rate). We detect that case so the decoder can trim it.
+We also walk the frame headers to notice a file whose last frame was cut off,
+which ffmpeg decodes silently.
 """
 
 from __future__ import annotations

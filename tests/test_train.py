@@ -1,0 +1,166 @@
+"""Tests for the training code (torch): networks, losses, data pairs, export parity,
+a short training run that resumes, and the shipped model against its training state."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="training tests need the train extra (torch)")
+
+from mp3fix.model import ModelConfig, band_mask, shipped_model_path  # noqa: E402
+from mp3fix.phase import copy_phase_sources  # noqa: E402
+from mp3fix.train import dataset, export, losses, train  # noqa: E402
+from mp3fix.train.nets import Critic, Generator  # noqa: E402
+from tests.helpers import enveloped_noise  # noqa: E402
+
+CFG = ModelConfig()
+F = CFG.n_bins
+ONNX_TOLERANCE = 1e-4  # max abs difference in log-magnitude between torch and onnxruntime
+
+
+def _inputs(n: int = 2, t: int = 64, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 1, F, t, generator=g) * 2 - 6
+    m = torch.from_numpy(np.broadcast_to(band_mask(120, F, 8)[None, None, :, None], (n, 1, F, t)).copy())
+    z = torch.randn(n, CFG.z_channels, F, t, generator=g)
+    cp = x[:, :, torch.from_numpy(copy_phase_sources(120, F, 64)), :]
+    return x, m, z, cp
+
+
+def test_untrained_generator_is_band_replication_and_keeps_intact_band() -> None:
+    G = Generator(base=8, depth=2).eval()
+    x, m, z, cp = _inputs()
+    with torch.no_grad():
+        out = G(x, m, z, cp)
+    below = m[0, 0, :, 0] == 0
+    torch.testing.assert_close(out[:, :, below], x[:, :, below])  # intact band: bit for bit
+    full = m[0, 0, :, 0] == 1
+    torch.testing.assert_close(out[:, :, full], cp[:, :, full])  # zero-initialised head
+
+
+def test_trained_generator_still_keeps_intact_band_and_uses_z() -> None:
+    torch.manual_seed(0)
+    G = Generator(base=8, depth=2)
+    for p in G.parameters():  # stand-in for training: every weight non-zero
+        torch.nn.init.normal_(p, std=0.05)
+    G.eval()
+    x, m, z, cp = _inputs()
+    with torch.no_grad():
+        a = G(x, m, z, cp)
+        b = G(x, m, torch.randn_like(z), cp)
+    below = m[0, 0, :, 0] == 0
+    torch.testing.assert_close(a[:, :, below], b[:, :, below])
+    assert (a - b).abs()[:, :, ~below].mean() > 1e-3
+
+
+def test_critic_returns_features_and_patch_logits() -> None:
+    D = Critic(base=8)
+    x, m, _, _ = _inputs()
+    feats = D(x, x, m)
+    assert len(feats) == 5 and feats[-1].shape[1] == 1
+    assert all(f.shape[0] == 2 for f in feats)
+
+
+def test_losses() -> None:
+    x, m, _, _ = _inputs()
+    assert float(losses.pooled_log_l1(x, x, m, CFG.log_floor)) == 0.0
+    assert float(losses.pooled_log_l1(x + 1.0, x, m, CFG.log_floor)) > 0.5
+    # only the masked band counts
+    y = x.clone()
+    y[:, :, :100] += 5.0
+    assert float(losses.pooled_log_l1(y, x, m, CFG.log_floor)) == 0.0
+    # LSD of a constant 1-nat error is 20/ln(10) dB
+    assert abs(float(losses.lsd_db(x + 1.0, x, m)) - 20 / np.log(10)) < 1e-3
+    real, fake = torch.tensor([2.0, 0.5]), torch.tensor([-2.0, 0.5])
+    assert abs(float(losses.critic_hinge(real, fake)) - (0.25 + 0.75)) < 1e-6
+
+
+def test_find_lag() -> None:
+    x = enveloped_noise(20000, 44100, seed=1)
+    late = np.concatenate([np.zeros(37, np.float32), x])[: len(x)]
+    assert dataset.find_lag(late, x) == 37
+    assert dataset.find_lag(x, x) == 0
+
+
+def test_make_pairs_on_a_synthetic_track(tmp_path: Path) -> None:
+    import soundfile as sf
+
+    track = tmp_path / "track.wav"
+    sf.write(track, enveloped_noise(44100 * 8, 44100, channels=2, seed=2).T * 0.3, 44100)
+    res = dataset.make_pairs((str(track), 0, 2, CFG.to_dict(), 6.0, 3))
+    assert res["lags"] and all(lag == 0 for lag in res["lags"])  # MP3 twins line up with the original
+    assert len(res["x"]) > 0 and len(res["x"]) == len(res["y"]) == len(res["cutoff"])
+    assert res["x"][0].shape == (F, CFG.train_crop_frames) and res["x"][0].dtype == np.float16
+    assert all(c < F for c in res["cutoff"])  # every setting has a detectable low-pass
+
+
+def test_split_is_by_whole_track_and_reproducible() -> None:
+    tracks = [Path(f"t{i}.ogg") for i in range(40)]
+    a = dataset.split_tracks(tracks, seed=3)
+    assert a == dataset.split_tracks(tracks, seed=3)
+    sets = [set(v) for v in a.values()]
+    assert sum(len(s) for s in sets) == 40 and len(set.union(*sets)) == 40  # disjoint, complete
+
+
+def _tiny_data(folder: Path) -> Path:
+    rng = np.random.default_rng(0)
+    folder.mkdir()
+    for name in ("train", "val"):
+        y = (rng.standard_normal((8, F, 128)) - 6).astype(np.float16)
+        x = y.copy()
+        x[:, 150:] = np.log(CFG.log_floor)  # an MP3 with nothing above bin 150
+        np.savez(folder / f"{name}.npz", x=x, y=y, cutoff=np.full(8, 150, np.int16), config=np.zeros(8, np.int16))
+    return folder
+
+
+def test_short_training_run_logs_and_resumes(tmp_path: Path) -> None:
+    data = _tiny_data(tmp_path / "data")
+    run = tmp_path / "run"
+    args = ["--data", str(data), "--run", str(run), "--batch", "2", "--crop", "32", "--base", "4", "--depth", "2",
+            "--warmup", "2", "--val-every", "4", "--ckpt-every", "2", "--threads", "1"]
+    train.main(args + ["--steps", "4"])
+    rows = (run / "log.csv").read_text().splitlines()
+    assert rows[0].startswith("step,") and rows[-1].startswith("4,")
+    assert float(rows[-1].split(",")[5]) > 0  # the critic trained after the warm-up
+    train.main(args + ["--steps", "6"])  # resumes from last.pt instead of starting over
+    assert (run / "log.csv").read_text().splitlines()[-1].startswith("6,")
+    assert torch.load(run / "last.pt", weights_only=False)["step"] == 6
+
+
+def test_export_matches_torch_within_tolerance(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    G = Generator(base=4, depth=2)
+    for p in G.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    G.eval()
+    cfg = ModelConfig(time_multiple=G.time_multiple)
+    path = tmp_path / "g.onnx"
+    export.export_onnx(G, path, cfg)
+    assert export.parity(G, path, cfg, frames=40) < ONNX_TOLERANCE  # frames != export size: dynamic axes work
+
+
+def test_shipped_model_matches_its_training_state() -> None:
+    import onnxruntime as ort
+
+    onnx_path = shipped_model_path()
+    state = Path(__file__).resolve().parent.parent / "models" / "train-state"
+    if not onnx_path.exists() or not (state / "generator.pt").exists():
+        pytest.skip("no shipped model and training state in this checkout")
+    info = json.loads((state / "state.json").read_text())
+    sidecar = json.loads(onnx_path.with_name(onnx_path.name + ".json").read_text())
+    assert sidecar["training"]["steps"] == info["step"]
+    arch = info["arch"]
+    G = Generator(base=arch["base"], depth=arch["depth"], z_channels=arch["z_channels"])
+    G.load_state_dict({k: v.float() for k, v in torch.load(state / "generator.pt").items()})
+    G.eval()
+    x, m, z, cp = _inputs(n=1, t=64, seed=4)
+    with torch.no_grad():
+        ref = G(x, m, z, cp).numpy()
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    out = sess.run(None, {"logmag": x.numpy(), "mask": m.numpy(), "z": z.numpy(), "copied": cp.numpy()})[0]
+    # the ONNX file holds fp32 weights, the state fp16 copies of them
+    assert np.abs(out - ref).max() < 0.05
