@@ -56,27 +56,36 @@ def restore_phase(
     caller draws it per absolute frame so that overlapping chunks agree.
     """
     bins = mag.shape[-2]
-    phase = np.angle(mp3_spec)
     full = mask >= 1.0
+    # Work with unit phasors (X / |X|) rather than angles: no arctan2 and no
+    # complex exponential over the whole spectrogram.
+    unit = _phasor(mp3_spec)
     if strategy == "copy":
         src = copy_phase_sources(cutoff, bins, copy_width)
-        phase = np.where(full[:, None], phase[..., src, :], phase)
+        unit[..., full, :] = unit[..., src[full], :]
     elif strategy == "random":
         if random_phase is None:
             raise ValueError("the random strategy needs random_phase")
-        phase = np.where(full[:, None], random_phase, phase)
+        unit[..., full, :] = np.exp(1j * random_phase[..., full, :])
     else:
         raise ValueError(f"unknown phase strategy {strategy!r}")
-    spec = (mag * np.exp(1j * phase)).astype(np.complex64)
+    spec = (mag * unit).astype(np.complex64, copy=False)
     keep = mask <= 0.0
     spec[..., keep, :] = mp3_spec[..., keep, :]
     for _ in range(iters):
         x = istft(_full_bins(spec, n_fft), n_fft, hop, length)
         est = stft(x, n_fft, hop)[..., :bins, :]
-        ang = np.angle(est)
-        upd = (mag * np.exp(1j * ang)).astype(np.complex64)
-        spec[..., full, :] = upd[..., full, :]
+        spec[..., full, :] = mag[..., full, :] * _phasor(est[..., full, :])
     return spec
+
+
+def _phasor(spec: np.ndarray) -> np.ndarray:
+    """spec / |spec| as complex64, 1 where spec is 0 (the phase np.angle gives 0)."""
+    mag = np.abs(spec)
+    out = np.ones(spec.shape, dtype=np.complex64)
+    nz = mag > 0
+    out[nz] = spec[nz] / mag[nz]
+    return out
 
 
 def _full_bins(spec: np.ndarray, n_fft: int) -> np.ndarray:
