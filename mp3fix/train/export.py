@@ -26,7 +26,7 @@ def load_run(run: Path) -> tuple[Generator, Critic, int]:
     st = torch.load(run / "last.pt", map_location="cpu", weights_only=False)
     arch = st["arch"]
     G = Generator(base=arch["base"], depth=arch["depth"], z_channels=arch["z_channels"])
-    D = Critic()
+    D = Critic(base=arch.get("critic_base", 32))
     G.load_state_dict(st["G"])
     D.load_state_dict(st["D"])
     return G.eval(), D.eval(), int(st["step"])
@@ -93,7 +93,8 @@ def main() -> None:
     state.mkdir(exist_ok=True)
     torch.save({k: v.half() for k, v in G.state_dict().items()}, state / "generator.pt")
     torch.save({k: v.half() for k, v in D.state_dict().items()}, state / "critic.pt")
-    (state / "state.json").write_text(json.dumps({"step": step, "arch": cfg.training["arch"]}, indent=1) + "\n")
+    arch = dict(cfg.training["arch"], critic_base=D.convs[0].parametrizations.weight.original.shape[0])
+    (state / "state.json").write_text(json.dumps({"step": step, "arch": arch}, indent=1) + "\n")
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) and {state}")
 
 

@@ -131,6 +131,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--crop", type=int, default=64)
     ap.add_argument("--base", type=int, default=16)
     ap.add_argument("--depth", type=int, default=4)
+    ap.add_argument("--critic-base", type=int, default=16)
     ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--warmup", type=int, default=800, help="steps of reconstruction only before the GAN")
     ap.add_argument("--adv", type=float, default=0.1)
@@ -149,7 +150,7 @@ def main(argv: list[str] | None = None) -> None:
     train = Pairs(a.data / "train.npz", cfg)
     val = Pairs(a.data / "val.npz", cfg)
     G = Generator(base=a.base, depth=a.depth, z_channels=cfg.z_channels).to(dev)
-    D = Critic().to(dev)
+    D = Critic(base=a.critic_base).to(dev)
     opt_g = torch.optim.Adam(G.parameters(), lr=a.lr, betas=(0.5, 0.9))
     opt_d = torch.optim.Adam(D.parameters(), lr=a.lr, betas=(0.5, 0.9))
     step = 0
@@ -158,15 +159,20 @@ def main(argv: list[str] | None = None) -> None:
     if ckpt.exists():
         st = torch.load(ckpt, map_location=dev, weights_only=False)
         G.load_state_dict(st["G"])
-        D.load_state_dict(st["D"])
         opt_g.load_state_dict(st["opt_g"])
-        opt_d.load_state_dict(st["opt_d"])
+        if st["arch"].get("critic_base", 32) == a.critic_base:
+            D.load_state_dict(st["D"])
+            opt_d.load_state_dict(st["opt_d"])
+        else:  # the critic was resized: it starts afresh, the generator goes on
+            print(f"critic base changed to {a.critic_base}: new critic", flush=True)
         step = st["step"]
         rng.bit_generator.state = st["rng"]
         print(f"resumed from {ckpt} at step {step}", flush=True)
     elif a.init:
         G.load_state_dict({k: v.float() for k, v in torch.load(a.init / "generator.pt").items()})
-        D.load_state_dict({k: v.float() for k, v in torch.load(a.init / "critic.pt").items()})
+        d_state = {k: v.float() for k, v in torch.load(a.init / "critic.pt").items()}
+        if d_state["head.parametrizations.weight.original"].shape[1] == D.head.parametrizations.weight.original.shape[1]:
+            D.load_state_dict(d_state)
         step = int(json.loads((a.init / "state.json").read_text())["step"])
         print(f"initialised from {a.init} (step {step})", flush=True)
     (a.run / "args.json").write_text(json.dumps({k: str(v) for k, v in vars(a).items()}, indent=1))
@@ -228,7 +234,8 @@ def main(argv: list[str] | None = None) -> None:
             tmp = ckpt.with_suffix(".tmp")
             torch.save({"G": G.state_dict(), "D": D.state_dict(), "opt_g": opt_g.state_dict(),
                         "opt_d": opt_d.state_dict(), "step": step, "rng": rng.bit_generator.state,
-                        "arch": {"base": a.base, "depth": a.depth, "z_channels": cfg.z_channels}}, tmp)
+                        "arch": {"base": a.base, "depth": a.depth, "z_channels": cfg.z_channels,
+                                 "critic_base": a.critic_base}}, tmp)
             tmp.replace(ckpt)
     logf.close()
 
