@@ -4,7 +4,8 @@ This module owns how a track of any length (possibly arriving block by block,
 total length unknown until the end) is cut into fixed-size model chunks with
 real audio context on both sides, and how the per-chunk outputs are
 crossfaded back into one seamless signal of exactly the input length.
-It is pure numpy: the model is just a ``process(chunk, start)`` callable.
+It is pure numpy: the model is just a ``process(chunk, start)`` callable, or a
+``process_many(chunks, starts)`` one that takes up to ``batch`` chunks at once.
 
 Layout, with ``step = segment - overlap``: chunk ``k`` owns the output region
 ``[k*step, k*step + segment)``; the model sees
@@ -19,10 +20,13 @@ from collections.abc import Callable, Iterable, Iterator
 import numpy as np
 
 Process = Callable[[np.ndarray, int], np.ndarray]
+# Several chunks at once (a GPU is fed far better by one big batch than by many
+# small ones): the chunks and their starts, in order -> one output per chunk.
+ProcessMany = Callable[[list[np.ndarray], list[int]], list[np.ndarray]]
 
 
-def _check_args(segment: int, overlap: int, context: int) -> None:
-    for name, v in (("segment", segment), ("overlap", overlap), ("context", context)):
+def _check_args(segment: int, overlap: int, context: int, batch: int = 1) -> None:
+    for name, v in (("segment", segment), ("overlap", overlap), ("context", context), ("batch", batch)):
         # bool is an int subclass, but passing True as a size is surely a bug.
         # ValueError (not TypeError) so callers catch every bad-argument case alike.
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
@@ -31,10 +35,12 @@ def _check_args(segment: int, overlap: int, context: int) -> None:
         raise ValueError(f"need segment > overlap >= 0, got {segment=} {overlap=}")
     if context < 0:
         raise ValueError(f"need context >= 0, got {context=}")
+    if batch < 1:
+        raise ValueError(f"need batch >= 1, got {batch=}")
 
 
 def chunk_starts(n_samples: int, segment: int, overlap: int) -> list[int]:
-    """Output-region starts ``k*step``: one entry per ``process`` call."""
+    """Output-region starts ``k*step``: one entry per chunk."""
     _check_args(segment, overlap, 0)
     if n_samples <= 0:
         return []
@@ -44,27 +50,46 @@ def chunk_starts(n_samples: int, segment: int, overlap: int) -> list[int]:
     return [k * step for k in range(n_chunks)]
 
 
+def _one_by_one(process: Process) -> ProcessMany:
+    def many(chunks: list[np.ndarray], starts: list[int]) -> list[np.ndarray]:
+        return [process(c, s) for c, s in zip(chunks, starts, strict=True)]
+
+    return many
+
+
 def stream_overlap_add(
     process: Process,
     blocks: Iterable[np.ndarray],
     segment: int,
     overlap: int,
     context: int,
+    *,
+    batch: int = 1,
+    process_many: ProcessMany | None = None,
 ) -> Iterator[np.ndarray]:
     """Run ``process`` over a stream of (channels, n) blocks; yield final output blocks.
 
+    With ``batch`` > 1, up to ``batch`` chunks whose input is complete are cut
+    out first and then run together. ``process_many(chunks, starts)``, when
+    given, runs every group (of 1 to ``batch`` chunks, in order) and returns
+    one output per chunk; without it ``process`` runs them one at a time. The
+    output does not depend on ``batch``: only up to ``batch`` chunk inputs are
+    held at once, and output lags input by up to ``batch`` chunks.
+
     Arguments are validated here, eagerly, rather than on first ``next()``.
     """
-    _check_args(segment, overlap, context)
-    return _stream(process, blocks, int(segment), int(overlap), int(context))
+    _check_args(segment, overlap, context, batch)
+    many = process_many if process_many is not None else _one_by_one(process)
+    return _stream(many, blocks, int(segment), int(overlap), int(context), int(batch))
 
 
 def _stream(
-    process: Process,
+    process_many: ProcessMany,
     blocks: Iterable[np.ndarray],
     segment: int,
     overlap: int,
     context: int,
+    batch: int,
 ) -> Iterator[np.ndarray]:
     step = segment - overlap
     width = context + segment + context
@@ -78,10 +103,11 @@ def _stream(
     received = 0
     channels: int | None = None
     tail: np.ndarray | None = None  # previous chunk's un-faded overlap output
+    ready: list[tuple[int, np.ndarray]] = []  # (k, input) of chunks cut but not yet run
 
-    def run(k: int, avail: int, total: int | None) -> np.ndarray:
-        """Process chunk k and return the output samples that are now final."""
-        nonlocal buf, buf_start, pending, tail
+    def cut(k: int, avail: int) -> None:
+        """Copy chunk k's input (zeros outside [0, avail)) into ``ready``."""
+        nonlocal buf, buf_start, pending
         if pending:
             buf = np.concatenate([buf, *pending], axis=-1)
             pending = []
@@ -90,23 +116,36 @@ def _stream(
         a = max(lo, 0)
         b = max(a, min(lo + width, avail))
         chunk[:, a - lo : b - lo] = buf[:, a - buf_start : b - buf_start]
-        out = np.asarray(process(chunk, lo), dtype=np.float32)
-        if out.shape != chunk.shape:
-            raise ValueError(
-                f"process returned shape {out.shape}, expected {chunk.shape}"
-            )
-        # Copy: we blend in place and must not mutate the caller's array.
-        y = np.array(out[:, context : context + segment])
-        if tail is not None and overlap:
-            y[:, :overlap] = tail * fade_out + y[:, :overlap] * fade_in
-        # The overlap tail stays pending until we know whether a next chunk exists
-        # (the last chunk gets no fade-out).
-        tail = y[:, step:]
-        # Drop input that no later chunk can need, to keep memory bounded.
+        ready.append((k, chunk))
+        # The chunk holds a copy: drop input that no later chunk can need, to
+        # keep memory bounded.
         keep = max((k + 1) * step - context, 0)
         buf, buf_start = buf[:, keep - buf_start :], keep
-        end = step if total is None else min(step, total - k * step)
-        return y[:, :end]
+
+    def run(total: int | None) -> Iterator[np.ndarray]:
+        """Run the ready chunks as one group; yield the output samples now final."""
+        nonlocal tail
+        group = list(ready)
+        ready.clear()
+        outs = process_many([c for _, c in group], [k * step - context for k, _ in group])
+        if len(outs) != len(group):
+            raise ValueError(f"process_many returned {len(outs)} outputs for {len(group)} chunks")
+        for (k, chunk), out in zip(group, outs, strict=True):
+            out = np.asarray(out, dtype=np.float32)
+            if out.shape != chunk.shape:
+                raise ValueError(
+                    f"process returned shape {out.shape}, expected {chunk.shape}"
+                )
+            # Copy: we blend in place and must not mutate the caller's array.
+            y = np.array(out[:, context : context + segment])
+            if tail is not None and overlap:
+                y[:, :overlap] = tail * fade_out + y[:, :overlap] * fade_in
+            # The overlap tail stays pending until we know whether a next chunk
+            # exists (the last chunk gets no fade-out).
+            tail = y[:, step:]
+            end = step if total is None else min(step, total - k * step)
+            if end > 0:
+                yield y[:, :end]
 
     k = 0
     for block in blocks:
@@ -123,17 +162,21 @@ def _stream(
         # A chunk with its full right context available proves the track goes on
         # past its first `step` samples, so those can be emitted right away.
         while received >= k * step + segment + context:
-            yield run(k, received, None)
+            cut(k, received)
             k += 1
+            if len(ready) == batch:
+                yield from run(None)
 
     n = received  # stream exhausted: the total length is known now
     if n == 0:
         return
     while k == 0 or (k - 1) * step + segment < n:  # previous chunk was not the last
-        out = run(k, n, n)
-        if out.shape[1]:
-            yield out
+        cut(k, n)
         k += 1
+        if len(ready) == batch:
+            yield from run(n)
+    if ready:
+        yield from run(n)
     assert tail is not None
     rest = tail[:, : max(0, n - k * step)]  # last chunk's tail starts at k*step
     if rest.shape[1]:
@@ -141,11 +184,19 @@ def _stream(
 
 
 def overlap_add(
-    process: Process, audio: np.ndarray, segment: int, overlap: int, context: int
+    process: Process,
+    audio: np.ndarray,
+    segment: int,
+    overlap: int,
+    context: int,
+    *,
+    batch: int = 1,
+    process_many: ProcessMany | None = None,
 ) -> np.ndarray:
     """Whole-array convenience wrapper around :func:`stream_overlap_add`."""
     audio = np.asarray(audio, dtype=np.float32)
-    parts = list(stream_overlap_add(process, [audio], segment, overlap, context))
+    parts = list(stream_overlap_add(process, [audio], segment, overlap, context,
+                                    batch=batch, process_many=process_many))
     if not parts:
         return np.zeros((audio.shape[0], 0), np.float32)
     return np.concatenate(parts, axis=-1)

@@ -1,8 +1,9 @@
 """The ``mp3fix`` command line: options, progress, summaries and exit codes only.
 
 Commands are thin: ``restore`` validates its options, plans the jobs with
-``mp3fix.batch``, builds one ``Restorer`` and calls ``Restorer.restore_file`` for
-each job; ``info`` reports the model, providers and ffmpeg. Every user-facing
+``mp3fix.batch`` and runs them with ``mp3fix.parallel``: one ``Restorer`` here
+for ``--jobs 1``, a pool of worker processes otherwise; ``info`` reports the
+model, providers and ffmpeg. Every user-facing
 problem (an ``Mp3fixError``, a bad option combination, an unreadable input)
 becomes one red ``error: ...`` line on stderr and exit code 1; Ctrl-C exits 130.
 The heavy imports (onnxruntime, scipy) happen inside the commands so that
@@ -14,7 +15,7 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
@@ -39,6 +40,7 @@ from mp3fix.errors import Mp3fixError
 from mp3fix.model import DEFAULT_SEED
 
 if TYPE_CHECKING:
+    from mp3fix.parallel import RestoreSettings
     from mp3fix.restore import Restorer
 
 app = typer.Typer(
@@ -90,6 +92,11 @@ def _stderr() -> Console:
 def _print_error(console: Console, message: str) -> None:
     """One red line, never wrapped, with the message taken literally (no markup)."""
     console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+
+
+def _print_notice(console: Console, message: str) -> None:
+    """One yellow line: something the user should know that is not an error."""
+    console.print(f"[yellow]{escape(message)}[/]", soft_wrap=True)
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
@@ -188,14 +195,14 @@ def _skipped(job: Job) -> BatchResult:
 def _run_jobs(
     restorer: Restorer,
     jobs: list[Job],
+    settings: RestoreSettings,
     *,
-    seed: int,
-    bit_depth: str | None,
-    overwrite: bool,
     progress: Progress,
     on_error: Callable[[str], None],
 ) -> list[BatchResult]:
-    """Restore each job in turn; an Mp3fixError or OSError fails that job only."""
+    """Restore each job in turn here; a failed file fails that job only."""
+    from mp3fix.parallel import restore_job
+
     todo = sum(not j.skipped for j in jobs)
     files_task: TaskID | None = progress.add_task("files", total=todo) if todo > 1 else None
     results: list[BatchResult] = []
@@ -208,26 +215,40 @@ def _run_jobs(
         def on_progress(done: int, total: int, task: TaskID = task) -> None:
             progress.update(task, completed=done, total=total)
 
-        t0 = time.perf_counter()
         try:
-            fr = restorer.restore_file(job.src, job.outputs, seed=seed, bit_depth=bit_depth,
-                                       on_progress=on_progress, overwrite=overwrite)
-        except (Mp3fixError, OSError) as exc:
-            if isinstance(exc, Mp3fixError):
-                message = str(exc)
-            else:
-                message = f"{exc.filename or job.src}: {exc.strerror or exc}"
-            on_error(message)
-            results.append(BatchResult(job.src, job.outputs, "failed", message,
-                                       wall=time.perf_counter() - t0))
-        else:
-            results.append(BatchResult(job.src, fr.outputs, "ok", seconds=fr.seconds,
-                                       wall=time.perf_counter() - t0, notes=list(fr.notes)))
+            result = restore_job(restorer, job, settings, on_progress)
         finally:
             progress.remove_task(task)
-            if files_task is not None:
-                progress.advance(files_task)
+        if result.status == "failed":
+            on_error(result.message)
+        results.append(result)
+        if files_task is not None:
+            progress.advance(files_task)
     return results
+
+
+def _run_jobs_parallel(
+    jobs: list[Job],
+    settings: RestoreSettings,
+    workers: int,
+    *,
+    progress: Progress,
+    on_error: Callable[[str], None],
+    on_notice: Callable[[str], None],
+) -> list[BatchResult]:
+    """Restore the jobs in ``workers`` processes, with one bar over files; the
+    results come back in job order."""
+    from mp3fix.parallel import run_parallel
+
+    files_task = progress.add_task("files", total=sum(not j.skipped for j in jobs))
+    by_index: dict[int, BatchResult] = {i: _skipped(j) for i, j in enumerate(jobs) if j.skipped}
+    with closing(run_parallel(jobs, settings, workers, on_notice=on_notice)) as finished:
+        for index, result in finished:
+            if result.status == "failed":
+                on_error(result.message)
+            by_index[index] = result
+            progress.advance(files_task)
+    return [by_index[i] for i in range(len(jobs))]
 
 
 @app.command()
@@ -267,7 +288,19 @@ def restore(
     ),
     threads: Annotated[
         int | None,
-        typer.Option(min=1, help="CPU threads for the model. \\[default: all available cores]", show_default=False),
+        typer.Option(min=1, help="CPU threads for the model, per job. \\[default: the available cores shared "
+                     "out among the jobs]", show_default=False),
+    ] = None,
+    n_jobs: Annotated[
+        int,
+        typer.Option("--jobs", "-j", min=1, help="Restore N files at once, each in its own process (for many "
+                     "files on a CPU with many cores)."),
+    ] = 1,
+    chunk_batch: Annotated[
+        int | None,
+        typer.Option(min=1, help="Chunks of audio per model call: larger batches keep a GPU busy, at the "
+                     "cost of memory; the output is the same. \\[default: 8 on CUDA, 1 on CPU]",
+                     show_default=False),
     ] = None,
     model: Annotated[
         Path | None,
@@ -305,20 +338,38 @@ def restore(
             for o in job.outputs:
                 audio.output_subtype(o, depth)
 
-        from mp3fix.restore import Restorer
+        from mp3fix.parallel import RestoreSettings, oversubscription_warning
+        from mp3fix.runtime import default_threads
+
+        settings = RestoreSettings(model=model, device=device.value, threads=threads, phase=phase.value,
+                                   phase_iters=phase_iters, chunk_batch=chunk_batch, seed=seed, bit_depth=depth,
+                                   overwrite=overwrite)
+
+        def notice(message: str) -> None:
+            if not quiet:
+                _print_notice(err, message)
+
+        def on_error(message: str) -> None:
+            _print_error(err, message)
 
         t0 = time.perf_counter()
-        if all(j.skipped for j in jobs):
+        workers = min(n_jobs, sum(not j.skipped for j in jobs))
+        if workers == 0:
             results = [_skipped(j) for j in jobs]
+        elif workers > 1:
+            warning = oversubscription_warning(default_threads(), workers, threads)
+            if warning is not None:
+                notice(warning)
+            with _make_progress(err, enabled=not quiet and err.is_terminal) as progress:
+                results = _run_jobs_parallel(jobs, settings, workers, progress=progress, on_error=on_error,
+                                             on_notice=notice)
         else:
             # one model for the whole batch, loaded before any file is touched
-            restorer = Restorer(model, device=device.value, threads=threads, phase=phase.value,
-                                phase_iters=phase_iters)
+            restorer = settings.restorer()
+            if restorer.notice is not None:
+                notice(restorer.notice)
             with _make_progress(err, enabled=not quiet and err.is_terminal) as progress:
-                results = _run_jobs(
-                    restorer, jobs, seed=seed, bit_depth=depth,
-                    overwrite=overwrite, progress=progress, on_error=lambda m: _print_error(err, m),
-                )
+                results = _run_jobs(restorer, jobs, settings, progress=progress, on_error=on_error)
         if not quiet:
             out.print(_summary_table(results))
             out.print(_totals(results, time.perf_counter() - t0), soft_wrap=True)

@@ -2,7 +2,8 @@
 
 One chunk's work (``Restorer.process_chunk``): STFT, detect the cutoff, draw z,
 run the generator on all channels and variants as one batch, rebuild phase,
-inverse STFT. Merging chunks is ``mp3fix.chunking``'s job; reading and writing
+inverse STFT. ``Restorer.process_chunks`` does the same for several chunks with
+one generator call (``chunk_batch``, for GPUs). Merging chunks is ``mp3fix.chunking``'s job; reading and writing
 files is ``mp3fix.audio``'s.
 
 z is drawn on the host in blocks of ``Z_BLOCK`` frames, each from a generator
@@ -30,6 +31,9 @@ from mp3fix.runtime import Generator
 from mp3fix.spectral import detect_cutoff, istft, log_magnitude, stft
 
 Z_BLOCK = 64
+# Chunks per generator call on CUDA: one 9 s chunk of stereo is too small a batch
+# to keep a GPU busy. On the CPU a bigger batch gains nothing and only costs memory.
+CUDA_CHUNK_BATCH = 8
 
 
 NOISE_Z = 0
@@ -58,6 +62,19 @@ def draw_z(seed: int, variant: int, channel: int, first_frame: int, frames: int,
 
 
 @dataclass
+class _Prepared:
+    """One chunk between its STFT and the generator call (see ``process_chunks``)."""
+
+    spec: np.ndarray  # (C, bins+1, frames) of the input
+    cutoff: int
+    mask1: np.ndarray  # (n_bins,) band mask
+    first_frame: int
+    n: int  # samples in the chunk
+    inputs: tuple[np.ndarray, ...]  # logmag, mask, z, copied: (variants*C, ...) rows
+    index: int = 0  # position in the caller's list
+
+
+@dataclass
 class FileResult:
     input: Path
     outputs: list[Path]
@@ -69,7 +86,13 @@ class FileResult:
 
 
 class Restorer:
-    """Restore audio with a shipped or given ONNX generator."""
+    """Restore audio with a shipped or given ONNX generator.
+
+    ``chunk_batch`` is how many chunks go to the generator in one call (None:
+    ``CUDA_CHUNK_BATCH`` when the model runs on CUDA, else 1); it changes speed
+    and memory, never the output. ``notice`` is the generator's one-line notice
+    for the user (CUDA was chosen but not usable), else None.
+    """
 
     def __init__(
         self,
@@ -78,11 +101,17 @@ class Restorer:
         threads: int | None = None,
         phase: str = "copy",
         phase_iters: int = 0,
+        chunk_batch: int | None = None,
     ) -> None:
         if phase not in STRATEGIES:
             raise ValueError(f"phase must be one of {STRATEGIES}")
+        if chunk_batch is not None and (isinstance(chunk_batch, bool) or chunk_batch < 1):
+            raise ValueError(f"chunk_batch must be at least 1, got {chunk_batch!r}")
         self.generator = Generator(resolve_model(model), device=device, threads=threads)
         self.config = self.generator.config
+        if chunk_batch is None:
+            chunk_batch = CUDA_CHUNK_BATCH if self.generator.device == "cuda" else 1
+        self.chunk_batch = chunk_batch
         self.phase = phase
         self.phase_iters = phase_iters
         # seconds per stage, filled only when a caller (benchmarks/speed.py) sets a dict
@@ -98,6 +127,10 @@ class Restorer:
         self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - t
 
     @property
+    def notice(self) -> str | None:
+        return self.generator.notice
+
+    @property
     def sample_rate(self) -> int:
         return self.config.sample_rate
 
@@ -107,6 +140,41 @@ class Restorer:
         The input rows are the C source channels repeated for each variant; the
         STFT and cutoff are computed once and the generator runs on all rows.
         """
+        return self.process_chunks([chunk], [start], seed, variants)[0]
+
+    def process_chunks(self, chunks: list[np.ndarray], starts: list[int], seed: int,
+                       variants: int) -> list[np.ndarray]:
+        """Several chunks of one length as in :meth:`process_chunk`, with ONE generator call.
+
+        The STFT, cutoff, phase and inverse STFT are per chunk; the generator
+        gets the rows (variants x channels) of every chunk that needs it stacked
+        into one batch. Mask and copied band are per-row inputs, so chunks with
+        different cutoffs batch together; a chunk with nothing to restore is
+        passed through and not sent at all. The output is the same as chunk by
+        chunk (the model treats rows independently).
+        """
+        outs: dict[int, np.ndarray] = {}
+        todo: list[_Prepared] = []
+        for i, (chunk, start) in enumerate(zip(chunks, starts, strict=True)):
+            prep = self._prepare(chunk, start, seed, variants)
+            if prep is None:
+                outs[i] = chunk.copy()  # full-band (or silent) chunk: nothing to restore
+            else:
+                prep.index = i
+                todo.append(prep)
+        if todo:
+            with self._stage("model"):
+                inputs = [np.concatenate(parts) for parts in zip(*(p.inputs for p in todo), strict=True)]
+                for p in todo:
+                    p.inputs = ()  # the stacked copy is all the generator needs
+                restored = self.generator(*inputs)[:, 0]
+            rows = variants * todo[0].spec.shape[0]
+            for j, prep in enumerate(todo):
+                outs[prep.index] = self._finish(prep, restored[j * rows : (j + 1) * rows], seed, variants)
+        return [outs[i] for i in range(len(chunks))]
+
+    def _prepare(self, chunk: np.ndarray, start: int, seed: int, variants: int) -> _Prepared | None:
+        """STFT, cutoff and generator inputs of one chunk; None if it has nothing to restore."""
         cfg = self.config
         rows, n = chunk.shape
         c = rows // variants
@@ -115,7 +183,7 @@ class Restorer:
             low = spec[:, : cfg.n_bins]
             cutoff = detect_cutoff(np.abs(low) ** 2, cfg.cutoff_drop_db, cfg.cutoff_width)
         if cutoff >= cfg.n_bins - cfg.full_band_margin_bins:
-            return chunk.copy()  # full-band (or silent) chunk: nothing to restore
+            return None
         with self._stage("model"):
             frames = low.shape[-1]
             mask1 = band_mask(cutoff, cfg.n_bins, cfg.mask_ramp_bins)
@@ -128,21 +196,27 @@ class Restorer:
             lm = np.tile(logmag, (variants, 1, 1))[:, None]
             mask = np.broadcast_to(mask1[None, None, :, None], lm.shape).astype(np.float32)
             copied = lm[:, :, copy_phase_sources(cutoff, cfg.n_bins, cfg.copy_width_bins), :]
-            restored = self.generator(lm, mask, z, copied)[:, 0]
+        return _Prepared(spec, cutoff, mask1, first_frame, n, (lm, mask, z, copied))
+
+    def _finish(self, prep: _Prepared, restored: np.ndarray, seed: int, variants: int) -> np.ndarray:
+        """Phase and inverse STFT of one chunk from its rows of generator output."""
+        cfg = self.config
+        spec, first_frame = prep.spec, prep.first_frame
+        c, frames = spec.shape[0], spec.shape[-1]
         with self._stage("phase"):
             mag = np.maximum(np.exp(restored) - cfg.log_floor, 0.0)
-            mp3_low = np.tile(low, (variants, 1, 1))
+            mp3_low = np.tile(spec[:, : cfg.n_bins], (variants, 1, 1))
             random_phase = None
             if self.phase == "random":  # per absolute frame, so overlapping chunks agree
                 random_phase = np.concatenate([
                     draw_z(seed, v, ch, first_frame, frames, 1, cfg.n_bins, NOISE_PHASE)
                     for v in range(variants) for ch in range(c)
                 ])
-            out_low = restore_phase(mag, mp3_low, mask1, cutoff, self.phase, self.phase_iters,
-                                    cfg.n_fft, cfg.hop, n, random_phase, cfg.copy_width_bins)
+            out_low = restore_phase(mag, mp3_low, prep.mask1, prep.cutoff, self.phase, self.phase_iters,
+                                    cfg.n_fft, cfg.hop, prep.n, random_phase, cfg.copy_width_bins)
         with self._stage("istft"):
             full = np.concatenate([out_low, np.tile(spec[:, cfg.n_bins :], (variants, 1, 1))], axis=1)
-            return istft(full, cfg.n_fft, cfg.hop, n)
+            return istft(full, cfg.n_fft, cfg.hop, prep.n)
 
     def restore_stream(
         self,
@@ -164,7 +238,11 @@ class Restorer:
         def process(chunk: np.ndarray, start: int) -> np.ndarray:
             return self.process_chunk(chunk, start, seed, variants)
 
-        for out in stream_overlap_add(process, tiled(), cfg.segment, cfg.overlap, cfg.context):
+        def process_many(chunks: list[np.ndarray], starts: list[int]) -> list[np.ndarray]:
+            return self.process_chunks(chunks, starts, seed, variants)
+
+        for out in stream_overlap_add(process, tiled(), cfg.segment, cfg.overlap, cfg.context,
+                                      batch=self.chunk_batch, process_many=process_many):
             if on_progress is not None:
                 on_progress(out.shape[1])
             yield out

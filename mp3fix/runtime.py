@@ -15,6 +15,9 @@ from mp3fix.errors import DeviceError, ModelError
 from mp3fix.model import ModelConfig, load_config
 
 DEVICES = ("auto", "cpu", "cuda")
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+CUDA_FELL_BACK = "CUDA is not usable here (onnxruntime fell back to CPU); running on CPU"
 
 
 def available_providers() -> list[str]:
@@ -30,15 +33,15 @@ def choose_providers(device: str, available: list[str] | None = None) -> list[st
     avail = available_providers() if available is None else available
     if device not in DEVICES:
         raise DeviceError(f"unknown device {device!r} (choose auto, cpu or cuda)")
-    has_cuda = "CUDAExecutionProvider" in avail
+    has_cuda = CUDA in avail
     if device == "cuda" and not has_cuda:
         raise DeviceError(
             "CUDA was requested but this onnxruntime has no CUDA provider: "
             "pip install 'mp3fix[gpu]' (it replaces onnxruntime with onnxruntime-gpu)"
         )
     if device in ("auto", "cuda") and has_cuda:
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    return ["CPUExecutionProvider"]
+        return [CUDA, CPU]
+    return [CPU]
 
 
 def default_threads() -> int:
@@ -46,12 +49,18 @@ def default_threads() -> int:
 
 
 class Generator:
-    """An ONNX generator plus its sidecar settings."""
+    """An ONNX generator plus its sidecar settings.
+
+    ``notice`` is a one-line message for the user when the device differs from
+    what was asked in a way that is not an error (``auto`` chose CUDA, but
+    onnxruntime could not use it), else None.
+    """
 
     def __init__(self, path: Path, device: str = "auto", threads: int | None = None) -> None:
         self.path = Path(path)
         self.config: ModelConfig = load_config(self.path)
         self.providers = choose_providers(device)
+        self.notice: str | None = None
         opts = ort.SessionOptions()
         n = threads or default_threads()
         opts.intra_op_num_threads = n
@@ -62,13 +71,24 @@ class Generator:
             self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=self.providers)
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises several unrelated types
             raise ModelError(f"cannot load model {self.path}: {str(exc).splitlines()[0]}") from exc
+        if self.providers[0] == CUDA and self.session.get_providers()[0] != CUDA:
+            # onnxruntime-gpu lists CUDA whenever it was built with it; without a
+            # usable driver or CUDA/cuDNN libraries it logs an error and quietly
+            # builds a CPU session instead.
+            if device == "cuda":
+                raise DeviceError(
+                    "CUDA was requested but onnxruntime could not use it and fell back to CPU: "
+                    "check the NVIDIA driver and the CUDA and cuDNN libraries onnxruntime-gpu needs "
+                    "(or use --device cpu)"
+                )
+            self.notice = CUDA_FELL_BACK
         names = [i.name for i in self.session.get_inputs()]
         if names != self.config.input_names:
             raise ModelError(f"model inputs {names} do not match its sidecar {self.config.input_names}")
 
     @property
     def device(self) -> str:
-        return "cuda" if self.session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
+        return "cuda" if self.session.get_providers()[0] == CUDA else "cpu"
 
     def __call__(self, logmag: np.ndarray, mask: np.ndarray, z: np.ndarray,
                  copied: np.ndarray | None = None) -> np.ndarray:

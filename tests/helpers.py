@@ -3,6 +3,8 @@
 Signals are synthesised in code, never committed: noise, low-passed noise, noise
 with an amplitude envelope (so cross-correlation has one clear peak), chirps and
 sine bursts. MP3/Ogg/FLAC files are made with the same ffmpeg mp3fix uses.
+``fake_cuda_that_falls_back`` stands in for onnxruntime-gpu on a machine without
+a usable GPU.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from mp3fix.audio import ffmpeg_exe
@@ -122,3 +125,21 @@ def stft_mag(x: np.ndarray, n_fft: int = 1024, hop: int = 512) -> np.ndarray:
     from mp3fix.spectral import stft
 
     return np.abs(stft(x, n_fft, hop))
+
+
+def fake_cuda_that_falls_back(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """Make onnxruntime offer CUDA but build CPU-only sessions, as onnxruntime-gpu
+    does without a usable driver; returns the provider lists sessions were asked for."""
+    import onnxruntime as ort
+
+    real = ort.InferenceSession
+    asked: list[list[str]] = []
+
+    def session(path: str, sess_options: object = None, providers: list[str] | None = None) -> object:
+        asked.append(list(providers or []))
+        cpu_only = [p for p in providers or [] if p != "CUDAExecutionProvider"] or ["CPUExecutionProvider"]
+        return real(path, sess_options=sess_options, providers=cpu_only)
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(ort, "InferenceSession", session)
+    return asked

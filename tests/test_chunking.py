@@ -215,3 +215,82 @@ def test_bad_process_output_or_blocks_raise():
         list(
             stream_overlap_add(lambda c, s: c, [np.zeros(10, np.float32)], SEG, OV, CTX)
         )
+
+
+# ---------------------------------------------------------------- batching
+
+
+def _warp(chunk: np.ndarray, start: int) -> np.ndarray:
+    """A process whose output depends on both the input and its absolute position."""
+    pos = (start + np.arange(chunk.shape[1])).astype(np.float32)
+    return chunk * (1 + 1e-3 * pos) + np.sin(0.01 * pos)
+
+
+class Batcher:
+    """process_many built from a per-chunk process; records the group sizes and starts."""
+
+    def __init__(self, process) -> None:
+        self.process = process
+        self.groups: list[int] = []
+        self.starts: list[int] = []
+
+    def __call__(self, chunks: list[np.ndarray], starts: list[int]) -> list[np.ndarray]:
+        assert len(chunks) == len(starts) and chunks
+        self.groups.append(len(chunks))
+        self.starts += starts
+        return [self.process(c, s) for c, s in zip(chunks, starts, strict=True)]
+
+
+@pytest.mark.parametrize("batch", [1, 2, 3, 7])
+@pytest.mark.parametrize("layout", [(SEG, OV, CTX), (64, 0, 0), (10, 9, 3), (8, 3, 40)])
+@pytest.mark.parametrize("n", LENGTHS)
+@pytest.mark.parametrize("process", [lambda c, s: c.copy(), _warp], ids=["identity", "warp"])
+def test_batching_does_not_change_the_output(batch, layout, n, process):
+    seg, ov, ctx = layout
+    audio = _audio(2, n, seed=n)
+    expected = overlap_add(process, audio, seg, ov, ctx)
+    for blocks in ("whole", "irregular"):
+        many = Batcher(process)
+        source = [audio] if blocks == "whole" else _split(audio, IRREGULAR)
+        parts = list(stream_overlap_add(process, source, seg, ov, ctx, batch=batch, process_many=many))
+        np.testing.assert_array_equal(np.concatenate(parts, axis=-1), expected)
+        # every chunk exactly once, in order; groups are full except the last
+        assert many.starts == [s - ctx for s in chunk_starts(n, seg, ov)]
+        assert all(g == batch for g in many.groups[:-1]) and 1 <= many.groups[-1] <= batch
+        # without process_many, batch only groups the calls to process
+        np.testing.assert_array_equal(overlap_add(process, audio, seg, ov, ctx, batch=batch), expected)
+
+
+def test_batched_stream_holds_at_most_batch_chunks():
+    consumed = 0
+
+    def blocks() -> Iterator[np.ndarray]:
+        nonlocal consumed
+        for _ in range(100):
+            consumed += 1
+            yield np.ones((2, 16), np.float32)
+
+    batch, step = 3, SEG - OV
+    gen = stream_overlap_add(lambda c, s: c, blocks(), SEG, OV, CTX, batch=batch,
+                             process_many=lambda cs, ss: list(cs))
+    got = 0
+    for block in gen:
+        # input runs ahead of output by at most `batch` chunks (plus one block)
+        assert consumed * 16 - got <= SEG + CTX + (batch - 1) * step + 16
+        got += block.shape[1]
+    assert got == 100 * 16
+
+
+@pytest.mark.parametrize("batch", [0, -1, 2.0, True, "3"])
+def test_invalid_batch_raises(batch):
+    with pytest.raises(ValueError, match="batch"):
+        stream_overlap_add(lambda c, s: c, [], SEG, OV, CTX, batch=batch)
+
+
+def test_process_many_must_return_one_output_per_chunk():
+    audio = _audio(1, 5 * SEG)
+    with pytest.raises(ValueError, match="outputs"):
+        overlap_add(lambda c, s: c, audio, SEG, OV, CTX, batch=2, process_many=lambda cs, ss: cs[:1])
+    with pytest.raises(ValueError, match="shape"):
+        overlap_add(lambda c, s: c, audio, SEG, OV, CTX, batch=2,
+                    process_many=lambda cs, ss: [c[:, 1:] for c in cs])

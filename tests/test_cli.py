@@ -248,6 +248,91 @@ def test_interrupt_exits_130_and_leaves_no_partial_files(tmp_path, stereo_mp3, i
     assert files_in(out) == []
 
 
+@pytest.mark.slow
+def test_jobs_2_writes_the_same_as_jobs_1(tmp_path, copy_to, stereo_mp3, mono_mp3, lowpass_wav, fill_model) -> None:
+    music = tmp_path / "music"
+    make_music_folder(music, copy_to, stereo_mp3, mono_mp3, lowpass_wav)
+    results = {}
+    for jobs in (1, 2):
+        out = tmp_path / f"out{jobs}"
+        results[jobs] = run("restore", music, "-o", out, "--model", fill_model, "--seed", 3, "--jobs", jobs)
+        assert results[jobs].exit_code == 0, results[jobs].output
+        assert results[jobs].stderr == ""
+        assert files_in(out) == ["a.wav", "sub/B.wav", "sub/deeper/c.wav"]
+    for name in files_in(tmp_path / "out1"):
+        a, b = read(tmp_path / "out1" / name)[0], read(tmp_path / "out2" / name)[0]
+        assert np.array_equal(a, b), name
+    # the same summary, in the same (input) order
+    rows = [[ln.split()[1] for ln in r.stdout.splitlines() if ".mp3" in ln or ".MP3" in ln or ".wav " in ln]
+            for r in results.values()]
+    assert rows[0] == rows[1] and len(rows[0]) == 3
+    assert "3 restored" in results[2].stdout
+
+
+@pytest.mark.slow
+def test_jobs_2_with_one_bad_file(tmp_path, copy_to, stereo_mp3, mono_mp3, lowpass_wav, fill_model,
+                                  monkeypatch) -> None:
+    music, out = tmp_path / "music", tmp_path / "out"
+    make_music_folder(music, copy_to, stereo_mp3, mono_mp3, lowpass_wav)
+    make_bad_input("truncated", music / "sub", stereo_mp3)
+    # two cores here, whatever the machine: --threads 2 for 2 jobs asks for more
+    monkeypatch.setattr("mp3fix.runtime.default_threads", lambda: 2)
+    result = run("restore", music, "-o", out, "--model", fill_model, "--jobs", 2, "--threads", 2)
+    assert result.exit_code == 1
+    assert files_in(out) == ["a.wav", "sub/B.wav", "sub/deeper/c.wav"]  # no truncated.wav, no .partial
+    warning, error = result.stderr.splitlines()
+    assert "--jobs 2 x --threads 2" in warning and "2 cores" in warning
+    assert error.startswith("error: ") and "truncated.mp3" in error
+    row = next(ln for ln in result.stdout.splitlines() if "truncated.mp3" in ln)
+    assert "failed" in row
+    assert "3 restored, 1 failed" in result.stdout
+
+
+@pytest.mark.slow
+def test_jobs_2_interrupt_exits_130_and_leaves_no_partial_files(tmp_path, copy_to, stereo_mp3, mono_mp3,
+                                                                 lowpass_wav, fill_model, monkeypatch) -> None:
+    from mp3fix import parallel
+
+    music, out = tmp_path / "music", tmp_path / "out"
+    make_music_folder(music, copy_to, stereo_mp3, mono_mp3, lowpass_wav)
+    copy_to(stereo_mp3, "d.mp3", music)
+    real_wait = parallel.wait
+    waits = []
+
+    def interrupted_wait(*args, **kwargs):  # Ctrl-C while the second file is awaited
+        waits.append(1)
+        if len(waits) == 2:
+            raise KeyboardInterrupt
+        return real_wait(*args, **kwargs)
+
+    monkeypatch.setattr(parallel, "wait", interrupted_wait)
+    result = run("restore", music, "-o", out, "--model", fill_model, "--jobs", 2)
+    assert result.exit_code == 130
+    assert result.stderr.splitlines() == ["error: interrupted"]
+    assert not [f for f in files_in(out) if f.endswith(".partial")]
+    assert "d.wav" not in files_in(out)  # never started
+
+
+def test_cuda_fallback_notice_is_printed_once(tmp_path, copy_to, stereo_mp3, mono_mp3, lowpass_wav,
+                                              identity_model, monkeypatch) -> None:
+    from tests.helpers import fake_cuda_that_falls_back
+
+    music = tmp_path / "music"
+    copy_to(lowpass_wav, "a.wav", music)
+    copy_to(lowpass_wav, "b.wav", music)
+    fake_cuda_that_falls_back(monkeypatch)
+    result = run("restore", music, "-o", tmp_path / "out", "--model", identity_model)
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines() == ["CUDA is not usable here (onnxruntime fell back to CPU); running on CPU"]
+    assert "2 restored" in result.stdout
+    quiet = run("restore", music, "-o", tmp_path / "quiet", "--model", identity_model, "-q")
+    assert quiet.exit_code == 0 and quiet.stderr == "" and quiet.stdout == ""
+    explicit = run("restore", music, "-o", tmp_path / "cuda", "--model", identity_model, "--device", "cuda",
+                   columns=NARROW)
+    assert_one_error_line(explicit, "fell back to CPU")
+    assert not (tmp_path / "cuda").exists()
+
+
 @pytest.mark.skipif("CUDAExecutionProvider" in ort.get_available_providers(), reason="CUDA is available here")
 def test_device_cuda_without_cuda(copy_to, stereo_mp3: Path, identity_model: Path) -> None:
     src = copy_to(stereo_mp3)

@@ -16,14 +16,17 @@ import soundfile as sf
 from mp3fix import audio, restore
 from mp3fix.errors import DecodeError, OutputError
 from mp3fix.restore import Z_BLOCK, Restorer, draw_z
+from mp3fix.runtime import Generator
 from mp3fix.spectral import detect_cutoff
 from tests.helpers import (
     FILL_MODEL,
     IDENTITY_MODEL,
     brickwall,
     encode,
+    fake_cuda_that_falls_back,
     lowpass_noise,
     stft_mag,
+    white_noise,
     write_wav,
     xcorr_lag,
 )
@@ -220,6 +223,85 @@ def test_copy_phase_is_seamless_at_chunk_borders() -> None:
 
 def test_random_phase_is_seamless_at_chunk_borders() -> None:
     assert _border_energy("random") > 0.8
+
+
+# ---------------------------------------------------------------- chunk batching
+
+
+class RecordingGenerator:
+    """Wraps a Generator; records, per call, the band-mask start of every row."""
+
+    def __init__(self, gen: Generator) -> None:
+        self.gen = gen
+        self.calls: list[np.ndarray] = []
+
+    def __call__(self, logmag: np.ndarray, mask: np.ndarray, z: np.ndarray,
+                 copied: np.ndarray | None = None) -> np.ndarray:
+        self.calls.append(np.argmax(mask[:, 0, :, 0] > 0, axis=1))
+        return self.gen(logmag, mask, z, copied)
+
+
+@pytest.mark.parametrize("phase", ["copy", "random"])
+def test_chunk_batch_gives_the_same_output(phase: str) -> None:
+    # 7 chunks run as groups of 3, 3 and 1. Chunks 0-1 are cut at 3 kHz, the rest
+    # at 5 kHz, so the first group mixes cutoffs; chunk 4 alone also holds white
+    # noise (nothing to restore), so the second group sends only chunks 3 and 5.
+    cfg = Restorer(FILL_MODEL, device="cpu", threads=1).config
+    seg, ov, ctx = cfg.segment, cfg.overlap, cfg.context
+    step = seg - ov
+    n = 6 * step + seg // 2
+    t = np.arange(n)
+    edge = 2 * step + ov + ctx  # the first sample chunk 2 sees that chunk 1 does not
+    w = np.clip((t - edge) / 2000, 0, 1)
+    w = (np.sin(np.pi / 2 * w) ** 2).astype(np.float32)  # 3 kHz -> 5 kHz, smoothly
+    x = (1 - w) * faded_lowpass(n, 2, seed=11, edge_hz=3000) + w * faded_lowpass(n, 2, seed=12)
+    lo, hi = 4 * step + ov + ctx, 5 * step - ctx  # seen by chunk 4 only
+    x[:, lo:hi] += 0.3 * np.hanning(hi - lo).astype(np.float32) * white_noise(hi - lo, 2, seed=13, scale=1.0)
+
+    out = {}
+    for batch in (1, 3):
+        r = Restorer(FILL_MODEL, device="cpu", threads=1, phase=phase, chunk_batch=batch)
+        assert r.chunk_batch == batch
+        rec = RecordingGenerator(r.generator)
+        r.generator = rec  # type: ignore[assignment]
+        out[batch] = r.restore(x, SR, seed=3, variants=2)
+        if batch == 3:
+            # rows: chunks x 2 variants x 2 channels
+            assert [len(c) for c in rec.calls] == [12, 8, 4]
+            first = rec.calls[0]
+            # cutoffs near 3 kHz (bin ~70), 3 kHz, 5 kHz (bin ~116)
+            assert abs(int(first[0]) - int(first[4])) <= 2 and first[8] > first[4] + 30
+        else:
+            assert len(rec.calls) == 6
+    for a, b in zip(out[1], out[3], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_process_chunks_equals_process_chunk(fill: Restorer) -> None:
+    width = fill.config.segment + 2 * fill.config.context
+    rng = np.random.default_rng(5)
+    chunks = [np.tile(lowpass_noise(width, hz, SR, channels=2, seed=i), (2, 1))
+              for i, hz in enumerate([4000.0, 8000.0, 30000.0])]
+    chunks.append(np.zeros_like(chunks[0]))
+    starts = [int(s) for s in rng.integers(-1000, 10**6, len(chunks)) * 512]
+    batched = fill.process_chunks(chunks, starts, seed=1, variants=2)
+    for c, s, b in zip(chunks, starts, batched, strict=True):
+        np.testing.assert_array_equal(fill.process_chunk(c, s, seed=1, variants=2), b)
+    np.testing.assert_array_equal(batched[2], chunks[2])  # full band: passed through
+    np.testing.assert_array_equal(batched[3], 0)
+
+
+def test_chunk_batch_defaults_and_checks(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Restorer(IDENTITY_MODEL, device="cpu", threads=1).chunk_batch == 1
+    assert Restorer(IDENTITY_MODEL, device="cpu", threads=1).notice is None
+    # auto chose CUDA, which fell back: CPU settings, and a notice for the user
+    fake_cuda_that_falls_back(monkeypatch)
+    r = Restorer(IDENTITY_MODEL, device="auto", threads=1)
+    assert r.chunk_batch == 1 and r.generator.device == "cpu"
+    assert r.notice is not None and "fell back to CPU" in r.notice
+    for bad in (0, -2, True):
+        with pytest.raises(ValueError, match="chunk_batch"):
+            Restorer(IDENTITY_MODEL, device="cpu", chunk_batch=bad)
 
 
 # ---------------------------------------------------------------- draw_z

@@ -12,7 +12,7 @@ import pytest
 from mp3fix import runtime
 from mp3fix.errors import DeviceError, ModelError
 from mp3fix.runtime import Generator, choose_providers
-from tests.helpers import FILL_MODEL, IDENTITY_MODEL
+from tests.helpers import FILL_MODEL, IDENTITY_MODEL, fake_cuda_that_falls_back
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
@@ -60,6 +60,28 @@ def test_generator_cuda_request_without_cuda(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(runtime, "available_providers", lambda: [CPU])
     with pytest.raises(DeviceError, match=r"mp3fix\[gpu\]"):
         Generator(IDENTITY_MODEL, device="cuda")
+
+
+def test_auto_goes_on_on_cpu_when_cuda_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked = fake_cuda_that_falls_back(monkeypatch)
+    gen = Generator(IDENTITY_MODEL, device="auto", threads=1)
+    assert asked == [[CUDA, CPU]]
+    assert gen.device == "cpu"
+    assert gen.notice == "CUDA is not usable here (onnxruntime fell back to CPU); running on CPU"
+    logmag, mask, z = _inputs(8)
+    np.testing.assert_array_equal(gen(logmag, mask, z), logmag)
+
+
+def test_explicit_cuda_that_falls_back_is_a_device_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_cuda_that_falls_back(monkeypatch)
+    with pytest.raises(DeviceError, match="fell back to CPU") as info:
+        Generator(IDENTITY_MODEL, device="cuda", threads=1)
+    assert "\n" not in str(info.value)
+
+
+def test_no_notice_when_the_device_is_what_was_asked() -> None:
+    assert Generator(IDENTITY_MODEL, device="cpu", threads=1).notice is None
+    assert Generator(IDENTITY_MODEL, device="auto", threads=1).notice is None
 
 
 # ---------------------------------------------------------------- Generator

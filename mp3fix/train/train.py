@@ -171,7 +171,8 @@ def main(argv: list[str] | None = None) -> None:
     elif a.init:
         G.load_state_dict({k: v.float() for k, v in torch.load(a.init / "generator.pt").items()})
         d_state = {k: v.float() for k, v in torch.load(a.init / "critic.pt").items()}
-        if d_state["head.parametrizations.weight.original"].shape[1] == D.head.parametrizations.weight.original.shape[1]:
+        key = "head.parametrizations.weight.original"
+        if d_state[key].shape[1] == D.head.parametrizations.weight.original.shape[1]:
             D.load_state_dict(d_state)
         step = int(json.loads((a.init / "state.json").read_text())["step"])
         print(f"initialised from {a.init} (step {step})", flush=True)
