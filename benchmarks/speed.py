@@ -10,7 +10,10 @@ line does (16 kHz), then:
    decode + resample + STFT + iSTFT + write from that same run;
 3. the real command (``mp3fix restore ... -q`` in a fresh process), wall time
    and peak resident memory;
-4. with ``--long M``: the same command on an M-minute file (peak memory, time).
+4. with ``--long M``: the same command on an M-minute file (peak memory, time);
+5. with ``--batch N``: a folder of N songs (different seeds, ``--batch-minutes``
+   each) restored with ``--jobs 1`` and ``--jobs 2`` (and more, up to the
+   cores): files per minute.
 """
 
 from __future__ import annotations
@@ -76,12 +79,25 @@ def time_decode(path: Path, rate: int | None) -> float:
     return time.perf_counter() - t
 
 
+def make_mp3_seeded(path: Path, seconds: float, seed: int) -> None:
+    cmd = [audio.ffmpeg_exe(), "-v", "error", "-y", "-f", "f32le", "-ar", str(SR), "-ac", "2", "-i", "pipe:0",
+           "-ar", "16000", "-c:a", "libmp3lame", "-b:a", "32k", str(path)]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE)
+    assert proc.stdin is not None
+    total = int(seconds * SR)
+    for s in range(0, total, SR * 10):
+        proc.stdin.write(synth_block(s, min(SR * 10, total - s), seed).T.astype("<f4").tobytes())
+    proc.stdin.close()
+    if proc.wait() != 0:
+        raise SystemExit("ffmpeg failed to encode the benchmark file")
+
+
 def run_cli(src: Path, dst: Path, extra: list[str]) -> tuple[float, float]:
     """Wall seconds and peak RSS (MB) of ``mp3fix restore`` in a fresh process."""
     code = (
         "import resource, sys\n"
         "from mp3fix.cli import app\n"
-        f"sys.argv = ['mp3fix', 'restore', {str(src)!r}, '-o', {str(dst)!r}, '-q', '--overwrite'] + {extra!r}\n"
+        f"sys.argv = ['mp3fix', 'restore', {str(src)!r}, '-o', {str(dst)!r}, '-q'] + {extra!r}\n"
         "try:\n    app()\nexcept SystemExit as e:\n    code = e.code\nelse:\n    code = 0\n"
         "print('MAXRSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
         "sys.exit(code)\n"
@@ -102,6 +118,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--model", default=None)
+    ap.add_argument("--batch", type=int, default=0, help="also restore a folder of N songs with --jobs 1, 2, ...")
+    ap.add_argument("--batch-minutes", type=float, default=3.0)
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
     extra = ["--device", a.device] + (["--threads", str(a.threads)] if a.threads else [])
@@ -152,6 +170,26 @@ def main() -> None:
             print(f"\n{a.long:g}-minute file: {wall:.1f} s ({a.long * 60 / wall:.0f}x real time), "
                   f"peak memory {rss:.0f} MB")
             out.update({"long_minutes": a.long, "long_wall": wall, "long_peak_mb": rss})
+        if a.batch:
+            import os
+
+            folder = Path(tmp) / "batch"
+            folder.mkdir()
+            for i in range(a.batch):
+                make_mp3_seeded(folder / f"song{i:02d}.mp3", a.batch_minutes * 60, seed=i + 1)
+            cores = len(os.sched_getaffinity(0))
+            print(f"\nfolder of {a.batch} songs of {a.batch_minutes:g} min (LAME 32 kbit/s), {cores} cores\n")
+            print("| jobs | model threads per job | seconds | files per minute |")
+            print("|---|---|---|---|")
+            jobs = 1
+            out["batch"] = []
+            while jobs <= cores:
+                dst = Path(tmp) / f"batch-out-{jobs}"
+                wall, _ = run_cli(folder, dst, extra + ["--jobs", str(jobs)])
+                per_job = a.threads or max(1, cores // jobs)
+                print(f"| {jobs} | {per_job} | {wall:.1f} | {a.batch * 60 / wall:.1f} |")
+                out["batch"].append({"jobs": jobs, "threads": per_job, "wall": wall})
+                jobs *= 2
         if a.json:
             a.json.write_text(json.dumps(out, indent=1))
 

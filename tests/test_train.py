@@ -57,6 +57,30 @@ def test_trained_generator_still_keeps_intact_band_and_uses_z() -> None:
     assert (a - b).abs()[:, :, ~below].mean() > 1e-3
 
 
+def test_generator_time_axis_stays_long_and_local() -> None:
+    """Time is halved at only ``time_levels`` levels, so the model accepts any
+    multiple of 2 ** (time_levels + 1) frames and its reach in time is bounded:
+    a 9-second chunk is, frame by frame, the same problem as a training crop."""
+    torch.manual_seed(0)
+    G = Generator(base=4, depth=4, time_levels=2)
+    for p in G.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    G.eval()
+    assert G.time_multiple == 8
+    x, m, z, cp = _inputs(n=1, t=400)
+    x2 = x.clone()
+    x2[..., :8] += 3.0  # change the first 8 frames only
+    cp2 = x2[:, :, torch.from_numpy(copy_phase_sources(120, F, 64)), :]
+    with torch.no_grad():
+        a = G(x, m, z, cp)
+        b = G(x2, m, z, cp2)
+    assert (a - b)[..., :8].abs().max() > 1e-3  # the change is seen where it happens
+    torch.testing.assert_close(a[..., 300:], b[..., 300:])  # and not 300 frames (3.5 s) later
+    # the old layout (time halved at every level) sees across the whole crop
+    deep = Generator(base=4, depth=4, time_levels=4)
+    assert deep.time_multiple == 32
+
+
 def test_critic_returns_features_and_patch_logits() -> None:
     D = Critic(base=8)
     x, m, _, _ = _inputs()

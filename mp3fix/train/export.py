@@ -25,7 +25,8 @@ from mp3fix.train.nets import Critic, Generator
 def load_run(run: Path) -> tuple[Generator, Critic, int]:
     st = torch.load(run / "last.pt", map_location="cpu", weights_only=False)
     arch = st["arch"]
-    G = Generator(base=arch["base"], depth=arch["depth"], z_channels=arch["z_channels"])
+    G = Generator(base=arch["base"], depth=arch["depth"], z_channels=arch["z_channels"],
+                  time_levels=arch.get("time_levels", arch["depth"]))
     D = Critic(base=arch.get("critic_base", 32))
     G.load_state_dict(st["G"])
     D.load_state_dict(st["D"])
@@ -79,7 +80,8 @@ def main() -> None:
     args_file = a.run / "args.json"
     cfg.training = {
         "steps": step,
-        "arch": {"base": G.enc[0].conv1.in_channels, "depth": G.depth, "z_channels": G.z_channels},
+        "arch": {"base": G.enc[0].conv1.in_channels, "depth": G.depth, "time_levels": G.time_levels,
+                 "z_channels": G.z_channels},
         "params": sum(p.numel() for p in G.parameters()),
         "args": json.loads(args_file.read_text()) if args_file.exists() else {},
         "data": {"hours": data.get("hours"), "pairs": data.get("pairs"), "seed": data.get("seed")},

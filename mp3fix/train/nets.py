@@ -51,20 +51,30 @@ class Generator(nn.Module):
     A strided stem halves both axes before the U-Net proper, whose levels halve
     them again; a full-resolution head (upsampled features + the raw inputs)
     restores fine detail. Working at half resolution inside cuts the cost of the
-    most expensive level by 4x on a CPU. ``T`` must be a multiple of
-    ``2 ** (depth + 1)`` (the sidecar's ``time_multiple``).
+    most expensive level by 4x on a CPU.
+
+    Frequency is halved at every level, time only at the first ``time_levels``:
+    the model is trained on crops of a few hundred milliseconds and run on
+    chunks of nine seconds, so its time axis must stay long at the bottom of the
+    U-Net. Halving time at every level left 2 frames there in training, all of
+    them edge (zero padding), and a model that was right on 64-frame crops put
+    the restored band 40 dB too loud on 800-frame chunks. ``T`` must be a
+    multiple of ``2 ** (time_levels + 1)`` (the sidecar's ``time_multiple``),
+    the frequency axis of ``2 ** (depth + 1)``.
     """
 
-    def __init__(self, base: int = 16, depth: int = 4, z_channels: int = 2) -> None:
+    def __init__(self, base: int = 16, depth: int = 4, z_channels: int = 2, time_levels: int = 2) -> None:
         super().__init__()
         self.depth = depth
+        self.time_levels = min(time_levels, depth)
         self.z_channels = z_channels
         cin = 3 + z_channels
         chans = [min(base * 2**i, base * 8) for i in range(depth + 1)]
         self.stem = nn.Conv2d(cin, chans[0], 4, stride=2, padding=1)
         self.enc = nn.ModuleList(Block(chans[i], chans[i]) for i in range(depth))
         self.down = nn.ModuleList(
-            nn.Conv2d(chans[i], chans[i + 1], 3, stride=2, padding=1) for i in range(depth)
+            nn.Conv2d(chans[i], chans[i + 1], 3, stride=(2, 2 if i < self.time_levels else 1), padding=1)
+            for i in range(depth)
         )
         self.mid = Block(chans[depth], chans[depth])
         self.up = nn.ModuleList(nn.Conv2d(chans[i + 1], chans[i], 3, padding=1) for i in range(depth))
@@ -76,7 +86,7 @@ class Generator(nn.Module):
 
     @property
     def time_multiple(self) -> int:
-        return 2 ** (self.depth + 1)
+        return 2 ** (self.time_levels + 1)
 
     def forward(
         self, logmag: torch.Tensor, mask: torch.Tensor, z: torch.Tensor, copied: torch.Tensor
@@ -90,7 +100,7 @@ class Generator(nn.Module):
             h = F.leaky_relu(self.down[i](h), 0.2)
         h = self.mid(h)
         for i in reversed(range(self.depth)):
-            h = F.interpolate(h, scale_factor=2.0, mode="nearest")
+            h = F.interpolate(h, scale_factor=(2.0, 2.0 if i < self.time_levels else 1.0), mode="nearest")
             h = F.leaky_relu(self.up[i](h), 0.2)
             h = self.dec[i](torch.cat([h, skips[i]], dim=1))
         h = F.interpolate(h, scale_factor=2.0, mode="nearest")

@@ -129,8 +129,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--steps", type=int, default=20000)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--crop", type=int, default=64)
-    ap.add_argument("--base", type=int, default=16)
+    ap.add_argument("--base", type=int, default=8)
     ap.add_argument("--depth", type=int, default=4)
+    ap.add_argument("--time-levels", type=int, default=2, help="U-Net levels that also halve time")
     ap.add_argument("--critic-base", type=int, default=16)
     ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--warmup", type=int, default=800, help="steps of reconstruction only before the GAN")
@@ -144,18 +145,27 @@ def main(argv: list[str] | None = None) -> None:
     a = ap.parse_args(argv)
 
     torch.set_num_threads(a.threads)
+    # a run goes on with the architecture it was started with, whatever the flags say
+    ckpt = a.run / "last.pt"
+    saved = None
+    if ckpt.exists():
+        saved = torch.load(ckpt, map_location="cpu", weights_only=False)["arch"]
+    elif a.init:
+        saved = json.loads((a.init / "state.json").read_text())["arch"]
+    if saved is not None:
+        a.base, a.depth = saved["base"], saved["depth"]
+        a.time_levels = saved.get("time_levels", saved["depth"])
     cfg = ModelConfig()
     dev = torch.device(a.device)
     a.run.mkdir(parents=True, exist_ok=True)
     train = Pairs(a.data / "train.npz", cfg)
     val = Pairs(a.data / "val.npz", cfg)
-    G = Generator(base=a.base, depth=a.depth, z_channels=cfg.z_channels).to(dev)
+    G = Generator(base=a.base, depth=a.depth, z_channels=cfg.z_channels, time_levels=a.time_levels).to(dev)
     D = Critic(base=a.critic_base).to(dev)
     opt_g = torch.optim.Adam(G.parameters(), lr=a.lr, betas=(0.5, 0.9))
     opt_d = torch.optim.Adam(D.parameters(), lr=a.lr, betas=(0.5, 0.9))
     step = 0
     rng = np.random.default_rng(1)
-    ckpt = a.run / "last.pt"
     if ckpt.exists():
         st = torch.load(ckpt, map_location=dev, weights_only=False)
         G.load_state_dict(st["G"])
@@ -235,7 +245,8 @@ def main(argv: list[str] | None = None) -> None:
             tmp = ckpt.with_suffix(".tmp")
             torch.save({"G": G.state_dict(), "D": D.state_dict(), "opt_g": opt_g.state_dict(),
                         "opt_d": opt_d.state_dict(), "step": step, "rng": rng.bit_generator.state,
-                        "arch": {"base": a.base, "depth": a.depth, "z_channels": cfg.z_channels,
+                        "arch": {"base": a.base, "depth": a.depth, "time_levels": a.time_levels,
+                                 "z_channels": cfg.z_channels,
                                  "critic_base": a.critic_base}}, tmp)
             tmp.replace(ckpt)
     logf.close()
