@@ -178,7 +178,8 @@ def test_shipped_model_matches_its_training_state() -> None:
     sidecar = json.loads(onnx_path.with_name(onnx_path.name + ".json").read_text())
     assert sidecar["training"]["steps"] == info["step"]
     arch = info["arch"]
-    G = Generator(base=arch["base"], depth=arch["depth"], z_channels=arch["z_channels"])
+    G = Generator(base=arch["base"], depth=arch["depth"], z_channels=arch["z_channels"],
+                  time_levels=arch.get("time_levels", arch["depth"]))
     G.load_state_dict({k: v.float() for k, v in torch.load(state / "generator.pt").items()})
     G.eval()
     x, m, z, cp = _inputs(n=1, t=64, seed=4)
