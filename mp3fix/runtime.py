@@ -67,6 +67,11 @@ class Generator:
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
+        # Activations of a trained model on real music underflow to denormals,
+        # which the CPU handles slowly: flushing them to zero made the model
+        # stage 20% faster (0.173 -> 0.140 s per stereo chunk) and changes
+        # nothing above 1e-38.
+        opts.add_session_config_entry("session.set_denormal_as_zero", "1")
         try:
             self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=self.providers)
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises several unrelated types
