@@ -309,8 +309,14 @@ def test_jobs_2_interrupt_exits_130_and_leaves_no_partial_files(tmp_path, copy_t
     result = run("restore", music, "-o", out, "--model", fill_model, "--jobs", 2)
     assert result.exit_code == 130
     assert result.stderr.splitlines() == ["error: interrupted"]
-    assert not [f for f in files_in(out) if f.endswith(".partial")]
-    assert "d.wav" not in files_in(out)  # never started
+    written = files_in(out) if out.exists() else []
+    assert not [f for f in written if f.endswith(".partial")]
+    # A file a worker finished before the interrupt reached it is kept, whole
+    # (which ones finish first is a race); anything else was removed.
+    import soundfile as sf
+
+    for name in written:
+        assert sf.info(str(out / name)).frames > 0
 
 
 def test_cuda_fallback_notice_is_printed_once(tmp_path, copy_to, stereo_mp3, mono_mp3, lowpass_wav,
