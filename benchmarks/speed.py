@@ -57,7 +57,7 @@ def synth_block(start: int, n: int, seed: int = 0) -> np.ndarray:
     return np.stack([left, right]).astype(np.float32)
 
 
-def make_mp3(path: Path, seconds: float, kbps: int = 32, rate: int = 16000) -> None:
+def make_mp3(path: Path, seconds: float, kbps: int = 32, rate: int = 16000, seed: int = 0) -> None:
     """Encode the synthetic song without holding it in memory (piped to ffmpeg)."""
     cmd = [audio.ffmpeg_exe(), "-v", "error", "-y", "-f", "f32le", "-ar", str(SR), "-ac", "2", "-i", "pipe:0",
            "-ar", str(rate), "-c:a", "libmp3lame", "-b:a", f"{kbps}k", str(path)]
@@ -65,7 +65,7 @@ def make_mp3(path: Path, seconds: float, kbps: int = 32, rate: int = 16000) -> N
     assert proc.stdin is not None
     total = int(seconds * SR)
     for s in range(0, total, SR * 10):
-        proc.stdin.write(synth_block(s, min(SR * 10, total - s)).T.astype("<f4").tobytes())
+        proc.stdin.write(synth_block(s, min(SR * 10, total - s), seed).T.astype("<f4").tobytes())
     proc.stdin.close()
     if proc.wait() != 0:
         raise SystemExit("ffmpeg failed to encode the benchmark file")
@@ -77,19 +77,6 @@ def time_decode(path: Path, rate: int | None) -> float:
     for _ in audio.decode_blocks(info, rate or info.sample_rate):
         pass
     return time.perf_counter() - t
-
-
-def make_mp3_seeded(path: Path, seconds: float, seed: int) -> None:
-    cmd = [audio.ffmpeg_exe(), "-v", "error", "-y", "-f", "f32le", "-ar", str(SR), "-ac", "2", "-i", "pipe:0",
-           "-ar", "16000", "-c:a", "libmp3lame", "-b:a", "32k", str(path)]
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE)
-    assert proc.stdin is not None
-    total = int(seconds * SR)
-    for s in range(0, total, SR * 10):
-        proc.stdin.write(synth_block(s, min(SR * 10, total - s), seed).T.astype("<f4").tobytes())
-    proc.stdin.close()
-    if proc.wait() != 0:
-        raise SystemExit("ffmpeg failed to encode the benchmark file")
 
 
 def run_cli(src: Path, dst: Path, extra: list[str]) -> tuple[float, float]:
@@ -176,7 +163,7 @@ def main() -> None:
             folder = Path(tmp) / "batch"
             folder.mkdir()
             for i in range(a.batch):
-                make_mp3_seeded(folder / f"song{i:02d}.mp3", a.batch_minutes * 60, seed=i + 1)
+                make_mp3(folder / f"song{i:02d}.mp3", a.batch_minutes * 60, seed=i + 1)
             cores = len(os.sched_getaffinity(0))
             print(f"\nfolder of {a.batch} songs of {a.batch_minutes:g} min (LAME 32 kbit/s), {cores} cores\n")
             print("| jobs | model threads per job | seconds | files per minute |")
