@@ -83,8 +83,7 @@ def _phasor(spec: np.ndarray) -> np.ndarray:
     """spec / |spec| as complex64, 1 where spec is 0 (the phase np.angle gives 0)."""
     mag = np.abs(spec)
     out = np.ones(spec.shape, dtype=np.complex64)
-    nz = mag > 0
-    out[nz] = spec[nz] / mag[nz]
+    np.divide(spec, mag, out=out, where=mag > 0)  # a masked ufunc, not a boolean gather
     return out
 
 

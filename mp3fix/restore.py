@@ -9,11 +9,14 @@ files is ``mp3fix.audio``'s.
 z is drawn on the host in blocks of ``Z_BLOCK`` frames, each from a generator
 seeded by (seed, variant, channel, block index), so the noise at a given moment
 of the song depends only on the seed and variant, not on how it was chunked or
-which provider ran it.
+which provider ran it. Each value is a 16-bit random index into a table of the
+standard normal's quantiles (``normal_table``): numpy's own normal sampler cost
+0.7 s of a 3-minute song's 6 s, the table 0.17 s.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -22,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 from scipy.signal import resample_poly
+from scipy.special import ndtri
 
 from mp3fix import audio
 from mp3fix.chunking import stream_overlap_add
@@ -40,11 +44,22 @@ NOISE_Z = 0
 NOISE_PHASE = 1
 
 
+@functools.cache
+def normal_table() -> np.ndarray:
+    """(65536,) float32 standard normal quantiles at the midpoints (k + 0.5) / 65536.
+
+    A uniform 16-bit index into it is a draw from N(0, 1) quantised to 65536
+    equally likely values (unit variance to 1e-5, tails cut at 4.3 sigma).
+    """
+    return ndtri((np.arange(65536) + 0.5) / 65536).astype(np.float32)
+
+
 def draw_z(seed: int, variant: int, channel: int, first_frame: int, frames: int,
            z_channels: int, bins: int, stream: int = NOISE_Z) -> np.ndarray:
     """(z_channels, bins, frames) noise for absolute frames [first_frame,
     first_frame + frames); a pure function of its arguments. ``stream`` NOISE_Z
-    gives standard normal z, NOISE_PHASE uniform phases in [-pi, pi)."""
+    gives standard normal z (through ``normal_table``), NOISE_PHASE uniform
+    phases in [-pi, pi)."""
     out = np.empty((z_channels, bins, frames), dtype=np.float32)
     b0 = first_frame // Z_BLOCK
     b1 = (first_frame + frames - 1) // Z_BLOCK
@@ -54,7 +69,7 @@ def draw_z(seed: int, variant: int, channel: int, first_frame: int, frames: int,
         if stream == NOISE_PHASE:
             block = rng.uniform(-np.pi, np.pi, shape).astype(np.float32)
         else:
-            block = rng.standard_normal(shape, dtype=np.float32)
+            block = normal_table()[rng.integers(0, 65536, shape, dtype=np.uint16)]
         lo = max(first_frame, b * Z_BLOCK)
         hi = min(first_frame + frames, (b + 1) * Z_BLOCK)
         out[:, :, lo - first_frame : hi - first_frame] = block[:, :, lo - b * Z_BLOCK : hi - b * Z_BLOCK]
@@ -164,10 +179,13 @@ class Restorer:
                 todo.append(prep)
         if todo:
             with self._stage("model"):
-                inputs = [np.concatenate(parts) for parts in zip(*(p.inputs for p in todo), strict=True)]
+                if len(todo) == 1:
+                    inputs = list(todo[0].inputs)  # nothing to stack: no copy
+                else:
+                    inputs = [np.concatenate(parts) for parts in zip(*(p.inputs for p in todo), strict=True)]
                 for p in todo:
                     p.inputs = ()  # the stacked copy is all the generator needs
-                restored = self.generator(*inputs)[:, 0]
+                restored = self.generator(*inputs)[:, 0, :, : todo[0].spec.shape[-1]]
             rows = variants * todo[0].spec.shape[0]
             for j, prep in enumerate(todo):
                 outs[prep.index] = self._finish(prep, restored[j * rows : (j + 1) * rows], seed, variants)
@@ -185,15 +203,20 @@ class Restorer:
         if cutoff >= cfg.n_bins - cfg.full_band_margin_bins:
             return None
         with self._stage("model"):
+            # Built at the model's padded length (a multiple of its time_multiple)
+            # so that the generator does not copy every input again to pad it.
             frames = low.shape[-1]
+            padded = frames + (-frames) % cfg.time_multiple
+            rows = variants * c
             mask1 = band_mask(cutoff, cfg.n_bins, cfg.mask_ramp_bins)
-            logmag = log_magnitude(low, cfg.log_floor)
             first_frame = start // cfg.hop
-            z = np.stack([
-                draw_z(seed, v, ch, first_frame, frames, cfg.z_channels, cfg.n_bins)
-                for v in range(variants) for ch in range(c)
-            ])
-            lm = np.tile(logmag, (variants, 1, 1))[:, None]
+            lm = np.full((rows, 1, cfg.n_bins, padded), np.log(cfg.log_floor), np.float32)
+            lm[:c, 0, :, :frames] = log_magnitude(low, cfg.log_floor)
+            lm[c:] = np.tile(lm[:c], (variants - 1, 1, 1, 1))
+            z = np.zeros((rows, cfg.z_channels, cfg.n_bins, padded), np.float32)
+            for v in range(variants):
+                for ch in range(c):
+                    z[v * c + ch, :, :, :frames] = draw_z(seed, v, ch, first_frame, frames, cfg.z_channels, cfg.n_bins)
             mask = np.broadcast_to(mask1[None, None, :, None], lm.shape).astype(np.float32)
             copied = lm[:, :, copy_phase_sources(cutoff, cfg.n_bins, cfg.copy_width_bins), :]
         return _Prepared(spec, cutoff, mask1, first_frame, n, (lm, mask, z, copied))

@@ -468,3 +468,15 @@ def test_interrupt_leaves_nothing(fill: Restorer, stereo_wav: tuple[np.ndarray, 
 def test_unknown_phase_strategy() -> None:
     with pytest.raises(ValueError, match="phase"):
         Restorer(IDENTITY_MODEL, device="cpu", phase="zero")
+
+
+def test_normal_table_is_a_standard_normal() -> None:
+    from mp3fix.restore import normal_table
+
+    t = normal_table()
+    assert t.shape == (65536,) and t.dtype == np.float32
+    assert np.all(np.diff(t) > 0)  # quantiles: strictly increasing
+    np.testing.assert_allclose(t, -t[::-1], atol=1e-6)  # symmetric about 0
+    assert abs(float(t.astype(np.float64).var()) - 1.0) < 1e-3
+    # the fraction within one sigma is the normal's 68.27%
+    assert abs(float(np.mean(np.abs(t) < 1.0)) - 0.6827) < 1e-3
