@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from mp3fix import audio
+from mp3fix.allocator import tune_allocator
 from mp3fix.restore import Restorer
 
 SR = 44100
@@ -118,6 +119,7 @@ def main() -> None:
         seconds = a.minutes * 60
         results["decode"] = time_decode(src, None)
         results["decode+resample"] = time_decode(src, SR)
+        tune_allocator()  # as the command does, so that the stage table matches it
         restorer = Restorer(a.model, device=a.device, threads=a.threads)
         restorer.timings = {}
         t = time.perf_counter()

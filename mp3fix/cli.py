@@ -338,8 +338,11 @@ def restore(
             for o in job.outputs:
                 audio.output_subtype(o, depth)
 
+        from mp3fix.allocator import tune_allocator
         from mp3fix.parallel import RestoreSettings, oversubscription_warning
         from mp3fix.runtime import default_threads
+
+        tune_allocator()
 
         settings = RestoreSettings(model=model, device=device.value, threads=threads, phase=phase.value,
                                    phase_iters=phase_iters, chunk_batch=chunk_batch, seed=seed, bit_depth=depth,

@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mp3fix.allocator import tune_allocator
 from mp3fix.batch import BatchResult, Job
 from mp3fix.errors import Mp3fixError
 from mp3fix.model import DEFAULT_SEED
@@ -116,6 +117,7 @@ def _init_worker(settings: RestoreSettings, cancelled: Event) -> None:
     # Ctrl-C goes to the whole process group; the parent handles it and stops
     # workers through `cancelled`, between two chunks, so that they clean up.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    tune_allocator()
     _state = _WorkerState(settings, cancelled)
     try:
         _state.restorer = settings.restorer()

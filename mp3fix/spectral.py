@@ -57,22 +57,24 @@ def istft(spec: np.ndarray, n_fft: int, hop: int, length: int) -> np.ndarray:
     chunks = sfft.irfft(np.swapaxes(spec, -1, -2).astype(np.complex64, copy=False), n=n_fft, axis=-1)
     chunks *= window
     total = (frames - 1) * hop + n_fft
-    out = np.zeros(lead + (total,), dtype=np.float32)
-    norm = np.zeros(total, dtype=np.float32)
     wsq = window * window
     if n_fft % hop == 0:
-        # Add all frames that share an offset modulo n_fft in one vectorised step.
+        # Cut every frame into n_fft/hop pieces of one hop; piece j of frame t
+        # lands on output block t + j, so each j is one vectorised add of whole
+        # contiguous rows (no strided gathers).
         per = n_fft // hop
-        for k in range(per):
-            sel = chunks[..., k::per, :]
-            count = sel.shape[-2]
-            if count == 0:
-                continue
-            start = k * hop
-            seg = sel.reshape(lead + (count * n_fft,))
-            out[..., start : start + count * n_fft] += seg
-            norm[start : start + count * n_fft] += np.tile(wsq, count)
+        pieces = chunks.reshape(lead + (frames, per, hop))
+        blocks = np.zeros(lead + (frames + per - 1, hop), dtype=np.float32)
+        wblocks = np.zeros((frames + per - 1, hop), dtype=np.float32)
+        wpieces = wsq.reshape(per, hop)
+        for j in range(per):
+            blocks[..., j : j + frames, :] += pieces[..., :, j, :]
+            wblocks[j : j + frames] += wpieces[j]
+        out = blocks.reshape(lead + (total,))
+        norm = wblocks.reshape(total)
     else:  # pragma: no cover - every shipped model uses hop dividing n_fft
+        out = np.zeros(lead + (total,), dtype=np.float32)
+        norm = np.zeros(total, dtype=np.float32)
         for t in range(frames):
             out[..., t * hop : t * hop + n_fft] += chunks[..., t, :]
             norm[t * hop : t * hop + n_fft] += wsq
