@@ -152,7 +152,24 @@ def test_short_training_run_logs_and_resumes(tmp_path: Path) -> None:
     assert float(rows[-1].split(",")[5]) > 0  # the critic trained after the warm-up
     train.main(args + ["--steps", "6"])  # resumes from last.pt instead of starting over
     assert (run / "log.csv").read_text().splitlines()[-1].startswith("6,")
-    assert torch.load(run / "last.pt", weights_only=False)["step"] == 6
+    st = torch.load(run / "last.pt", weights_only=False)
+    assert st["step"] == 6
+    # the averaged generator moved towards the raw one, but is not it
+    name = "head1.weight"
+    assert not torch.equal(st["G_ema"][name], st["G"][name])
+    G_raw, G_avg, _, step = export.load_run(run)
+    assert step == 6 and torch.equal(G_avg.state_dict()[name], st["G_ema"][name])
+
+
+def test_ema_zero_exports_the_raw_generator(tmp_path: Path) -> None:
+    data = _tiny_data(tmp_path / "data")
+    run = tmp_path / "run"
+    train.main(["--data", str(data), "--run", str(run), "--batch", "2", "--crop", "32", "--base", "4", "--depth",
+                "2", "--warmup", "2", "--val-every", "4", "--ckpt-every", "2", "--threads", "1", "--steps", "3",
+                "--ema", "0"])
+    st = torch.load(run / "last.pt", weights_only=False)
+    for k, v in st["G"].items():
+        assert torch.equal(v, st["G_ema"][k])
 
 
 def test_export_matches_torch_within_tolerance(tmp_path: Path) -> None:
@@ -180,7 +197,9 @@ def test_shipped_model_matches_its_training_state() -> None:
     arch = info["arch"]
     G = Generator(base=arch["base"], depth=arch["depth"], z_channels=arch["z_channels"],
                   time_levels=arch.get("time_levels", arch["depth"]))
-    G.load_state_dict({k: v.float() for k, v in torch.load(state / "generator.pt").items()})
+    # the ONNX model is the averaged generator where the state has one
+    weights = state / "generator-ema.pt" if (state / "generator-ema.pt").exists() else state / "generator.pt"
+    G.load_state_dict({k: v.float() for k, v in torch.load(weights).items()})
     G.eval()
     x, m, z, cp = _inputs(n=1, t=64, seed=4)
     with torch.no_grad():

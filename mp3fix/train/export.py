@@ -4,8 +4,9 @@
 
 Writes ``models/NAME.onnx`` and ``models/NAME.onnx.json`` (every runtime
 setting, training summary, metrics, sha256) and ``models/train-state/``
-(generator and critic weights in fp16, no optimiser state) from which
-``train.py --init`` can continue in a later session. Checks that onnxruntime
+(generator, averaged generator and critic weights in fp16, no optimiser
+state) from which ``train.py --init`` can continue in a later session. The
+ONNX model is the averaged generator (``train.py --ema``) when the run has one. Checks that onnxruntime
 and torch agree on random inputs and prints the largest difference.
 """
 
@@ -22,15 +23,21 @@ from mp3fix.model import DEFAULT_MODEL, ModelConfig, sha256_of
 from mp3fix.train.nets import Critic, Generator
 
 
-def load_run(run: Path) -> tuple[Generator, Critic, int]:
+def load_run(run: Path) -> tuple[Generator, Generator, Critic, int]:
+    """(raw generator, averaged generator, critic, step); the averaged one is
+    the raw one for runs from before ``--ema``."""
     st = torch.load(run / "last.pt", map_location="cpu", weights_only=False)
     arch = st["arch"]
-    G = Generator(base=arch["base"], depth=arch["depth"], z_channels=arch["z_channels"],
-                  time_levels=arch.get("time_levels", arch["depth"]))
+
+    def generator(weights: dict[str, torch.Tensor]) -> Generator:
+        G = Generator(base=arch["base"], depth=arch["depth"], z_channels=arch["z_channels"],
+                      time_levels=arch.get("time_levels", arch["depth"]))
+        G.load_state_dict(weights)
+        return G.eval()
+
     D = Critic(base=arch.get("critic_base", 32))
-    G.load_state_dict(st["G"])
     D.load_state_dict(st["D"])
-    return G.eval(), D.eval(), int(st["step"])
+    return generator(st["G"]), generator(st.get("G_ema", st["G"])), D.eval(), int(st["step"])
 
 
 def export_onnx(G: Generator, path: Path, cfg: ModelConfig) -> None:
@@ -66,7 +73,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=Path("data/pairs"), help="for the training-data summary")
     ap.add_argument("--metrics", type=Path, help="JSON of measured metrics to put in the sidecar")
     a = ap.parse_args()
-    G, D, step = load_run(a.run)
+    G_raw, G, D, step = load_run(a.run)
     a.models.mkdir(parents=True, exist_ok=True)
     cfg = ModelConfig(name=a.name, time_multiple=G.time_multiple)
     path = a.models / f"{a.name}.onnx"
@@ -93,7 +100,8 @@ def main() -> None:
     path.with_name(path.name + ".json").write_text(json.dumps(cfg.to_dict(), indent=1) + "\n")
     state = a.models / "train-state"
     state.mkdir(exist_ok=True)
-    torch.save({k: v.half() for k, v in G.state_dict().items()}, state / "generator.pt")
+    torch.save({k: v.half() for k, v in G_raw.state_dict().items()}, state / "generator.pt")
+    torch.save({k: v.half() for k, v in G.state_dict().items()}, state / "generator-ema.pt")
     torch.save({k: v.half() for k, v in D.state_dict().items()}, state / "critic.pt")
     arch = dict(cfg.training["arch"], critic_base=D.convs[0].parametrizations.weight.original.shape[0])
     (state / "state.json").write_text(json.dumps({"step": step, "arch": arch}, indent=1) + "\n")
