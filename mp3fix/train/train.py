@@ -265,8 +265,9 @@ def main(argv: list[str] | None = None) -> None:
             n_acc = 0
             t_start = time.time()
             tmp = ckpt.with_suffix(".tmp")
-            torch.save({"G": G.state_dict(), "G_ema": G_ema.state_dict(), "D": D.state_dict(), "opt_g": opt_g.state_dict(),
-                        "opt_d": opt_d.state_dict(), "step": step, "rng": rng.bit_generator.state,
+            torch.save({"G": G.state_dict(), "G_ema": G_ema.state_dict(), "D": D.state_dict(),
+                        "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
+                        "step": step, "rng": rng.bit_generator.state,
                         "arch": {"base": a.base, "depth": a.depth, "time_levels": a.time_levels,
                                  "z_channels": cfg.z_channels,
                                  "critic_base": a.critic_base}}, tmp)
