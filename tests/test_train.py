@@ -103,6 +103,31 @@ def test_losses() -> None:
     assert abs(float(losses.critic_hinge(real, fake)) - (0.25 + 0.75)) < 1e-6
 
 
+def test_erb_filterbank_rows_are_normalised_and_ordered() -> None:
+    fb = losses.erb_filterbank(CFG.n_bins, CFG.sample_rate, CFG.n_fft)
+    assert fb.shape == (losses.NSIM_BANDS, CFG.n_bins)
+    assert torch.allclose(fb.sum(dim=1), torch.ones(losses.NSIM_BANDS))
+    centre = (fb * torch.arange(CFG.n_bins)).sum(dim=1)
+    assert bool((centre[1:] > centre[:-1]).all())
+    assert int((fb[-1] > 0).sum()) > 20 * int((fb[5] > 0).sum())  # wide bands at the top, narrow at the bottom
+
+
+def test_nsim_loss_sees_structure_in_the_restored_band_only() -> None:
+    fb = losses.erb_filterbank(CFG.n_bins, CFG.sample_rate, CFG.n_fft)
+    x, m, _, _ = _inputs()
+    same = float(losses.nsim_loss(x, x, m, fb))
+    assert same < 1e-3
+    # a global gain (a constant in log magnitude) changes nothing: levels are relative
+    assert abs(float(losses.nsim_loss(x + 2.0, x + 2.0, m, fb)) - same) < 1e-4
+    g = torch.Generator().manual_seed(0)
+    bumpy = x + m * 1.5 * torch.randn(x.shape[:-2] + (1, x.shape[-1]), generator=g)  # band-wide level jumps over time
+    assert float(losses.nsim_loss(bumpy, x, m, fb)) > same + 0.01
+    flat = x.mean(dim=-1, keepdim=True).expand_as(x)  # right average level, no temporal shape
+    structured = (1 - m) * x + m * flat
+    assert float(losses.nsim_loss(structured, x, m, fb)) > same + 0.01
+    assert float(losses.nsim_loss(x[..., :8], x[..., :8], m[..., :8], fb)) == 0.0  # too short: no term
+
+
 def test_find_lag() -> None:
     x = enveloped_noise(20000, 44100, seed=1)
     late = np.concatenate([np.zeros(37, np.float32), x])[: len(x)]
@@ -159,6 +184,17 @@ def test_short_training_run_logs_and_resumes(tmp_path: Path) -> None:
     assert not torch.equal(st["G_ema"][name], st["G"][name])
     G_raw, G_avg, _, step = export.load_run(run)
     assert step == 6 and torch.equal(G_avg.state_dict()[name], st["G_ema"][name])
+
+
+def test_training_with_the_nsim_term_logs_it(tmp_path: Path) -> None:
+    data = _tiny_data(tmp_path / "data")
+    run = tmp_path / "run"
+    train.main(["--data", str(data), "--run", str(run), "--batch", "2", "--crop", "32", "--base", "4", "--depth",
+                "2", "--warmup", "2", "--val-every", "4", "--ckpt-every", "2", "--threads", "1", "--steps", "2",
+                "--nsim", "1"])
+    lines = (run / "log.csv").read_text().splitlines()
+    header, last = lines[0], lines[-1]
+    assert header.split(",")[-1] == "nsim" and float(last.split(",")[-1]) > 0
 
 
 def test_ema_zero_exports_the_raw_generator(tmp_path: Path) -> None:

@@ -27,9 +27,11 @@ from mp3fix.phase import copy_phase_sources
 from mp3fix.spectral import detect_cutoff
 from mp3fix.train.losses import (
     critic_hinge,
+    erb_filterbank,
     feature_matching,
     generator_hinge,
     lsd_db,
+    nsim_loss,
     pooled_log_l1,
 )
 from mp3fix.train.nets import Critic, Generator
@@ -141,6 +143,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--warmup", type=int, default=800, help="steps of reconstruction only before the GAN")
     ap.add_argument("--adv", type=float, default=0.1)
     ap.add_argument("--fm", type=float, default=0.5)
+    ap.add_argument("--nsim", type=float, default=0.0,
+                    help="weight of the auditory-structure (NSIM) term; 0 leaves it out")
     ap.add_argument("--gain-db", type=float, default=12.0)
     ap.add_argument("--ema", type=float, default=0.999,
                     help="decay of the exponential moving average of the generator's weights, which is what "
@@ -208,10 +212,11 @@ def main(argv: list[str] | None = None) -> None:
     logf = log_path.open("a", newline="")
     log = csv.writer(logf)
     if new_log:
-        log.writerow(["step", "time", "rec", "g_adv", "fm", "d_loss", "val_lsd_high", "val_lsd_high_mp3"])
+        log.writerow(["step", "time", "rec", "g_adv", "fm", "d_loss", "val_lsd_high", "val_lsd_high_mp3", "nsim"])
     t_start = time.time()
-    acc = {"rec": 0.0, "g_adv": 0.0, "fm": 0.0, "d_loss": 0.0}
+    acc = {"rec": 0.0, "g_adv": 0.0, "fm": 0.0, "d_loss": 0.0, "nsim": 0.0}
     n_acc = 0
+    fb = erb_filterbank(cfg.n_bins, cfg.sample_rate, cfg.n_fft).to(dev)
     while step < a.steps:
         x, y, m, cp = (t.to(dev) for t in train.batch(rng, a.batch, a.crop, a.gain_db))
         z = torch.randn((x.shape[0], cfg.z_channels) + tuple(x.shape[2:]), device=dev)
@@ -228,6 +233,10 @@ def main(argv: list[str] | None = None) -> None:
             acc["d_loss"] += d_loss.item()
         rec = pooled_log_l1(out, y, m, cfg.log_floor)
         loss = rec
+        if a.nsim > 0:
+            ns = nsim_loss(out, y, m, fb)
+            loss = loss + a.nsim * ns
+            acc["nsim"] += ns.item()
         if gan:
             f_fake = D(out, x, m)
             g_adv = generator_hinge(f_fake[-1])
@@ -250,12 +259,14 @@ def main(argv: list[str] | None = None) -> None:
         if step % 20 == 0:
             rate = (time.time() - t_start) / max(1, n_acc)
             print(f"step {step} rec {acc['rec'] / n_acc:.3f} adv {acc['g_adv'] / n_acc:.3f} "
-                  f"d {acc['d_loss'] / n_acc:.3f} ({rate:.2f} s/step)", flush=True)
+                  f"d {acc['d_loss'] / n_acc:.3f} nsim {acc['nsim'] / n_acc:.3f} ({rate:.2f} s/step)", flush=True)
         if step % a.ckpt_every == 0 or step % a.val_every == 0 or step == a.steps:
             metrics = validate(G_ema, val, cfg) if (step % a.val_every == 0 or step == a.steps) else {}
-            row = [step, round(time.time() - t_start, 1)] + [round(acc[k] / max(1, n_acc), 4) for k in acc]
+            row = [step, round(time.time() - t_start, 1)]
+            row += [round(acc[k] / max(1, n_acc), 4) for k in ("rec", "g_adv", "fm", "d_loss")]
             row += [round(metrics.get("val_lsd_high", float("nan")), 3) if metrics else "",
                     round(metrics.get("val_lsd_high_mp3", float("nan")), 3) if metrics else ""]
+            row += [round(acc["nsim"] / max(1, n_acc), 4)]
             log.writerow(row)
             logf.flush()
             if metrics:
