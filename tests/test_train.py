@@ -184,6 +184,10 @@ def test_short_training_run_logs_and_resumes(tmp_path: Path) -> None:
     assert not torch.equal(st["G_ema"][name], st["G"][name])
     G_raw, G_avg, _, step = export.load_run(run)
     assert step == 6 and torch.equal(G_avg.state_dict()[name], st["G_ema"][name])
+    train.main(args + ["--steps", "8", "--lr", "5e-5"])  # a resumed run takes the new learning rate
+    st = torch.load(run / "last.pt", weights_only=False)
+    assert [g["lr"] for g in st["opt_g"]["param_groups"]] == [5e-5]
+    assert [g["lr"] for g in st["opt_d"]["param_groups"]] == [5e-5]
 
 
 def test_training_with_the_nsim_term_logs_it(tmp_path: Path) -> None:

@@ -188,7 +188,12 @@ def main(argv: list[str] | None = None) -> None:
             print(f"critic base changed to {a.critic_base}: new critic", flush=True)
         step = st["step"]
         rng.bit_generator.state = st["rng"]
-        print(f"resumed from {ckpt} at step {step}", flush=True)
+        # the optimisers' saved state carries the old learning rate; the flag wins,
+        # so a run can be resumed with a lower rate for a final settling phase
+        for opt in (opt_g, opt_d):
+            for group in opt.param_groups:
+                group["lr"] = a.lr
+        print(f"resumed from {ckpt} at step {step} (lr {a.lr:g})", flush=True)
     elif a.init:
         G.load_state_dict({k: v.float() for k, v in torch.load(a.init / "generator.pt").items()})
         d_state = {k: v.float() for k, v in torch.load(a.init / "critic.pt").items()}
