@@ -1,13 +1,16 @@
 """Quality benchmark on held-out tracks: ViSQOL (audio mode) and LSD.
 
-    python benchmarks/quality.py [--data data/pairs] [--tracks 15] [--seconds 10]
+    python benchmarks/quality.py [--data data/pairs] [--tracks 15] [--seconds 10] [--excerpts 1]
 
 For each held-out test track (``data/pairs/splits.json``, made by
 ``python -m mp3fix.train.dataset``), a stereo excerpt is encoded with LAME
 (ffmpeg's libmp3lame) at 16, 32 and 64 kbit/s at the sample rates the ``lame``
 command line picks (8, 16, 24 kHz), decoded by mp3fix's decoder, and scored
 against the original for: the MP3 itself, the two non-learned baselines, and
-mp3fix (seed 0). ``spread`` is the LSD between two mp3fix variants (seeds 0
+mp3fix (seed 0). ``--excerpts N`` scores N excerpts per track, centred at
+1/(N+1), 2/(N+1), ... of it (N = 1: the middle), for tighter estimates; the
+paired differences are then averaged per track first, so the standard error
+is over tracks, not over correlated excerpts of one track. ``spread`` is the LSD between two mp3fix variants (seeds 0
 and 1) above the cutoff; below it the variants are identical by construction.
 Prints a markdown table; ``--json`` writes the numbers, ``--pictures DIR``
 writes before/after/variant spectrograms.
@@ -68,13 +71,17 @@ class Visqol:
         return float(self.api.measure_from_arrays(r, d, 48000).moslqo)
 
 
-def excerpt(path: str, seconds: float) -> np.ndarray:
+def excerpts(path: str, seconds: float, count: int = 1) -> list[np.ndarray]:
+    """``count`` stereo excerpts of ``seconds``, centred at k/(count+1) of the track."""
     x, _ = decode(path, SR)
     if x.shape[0] == 1:
         x = np.repeat(x, 2, axis=0)
     n = int(seconds * SR)
-    start = max(0, x.shape[1] // 2 - n // 2)
-    return x[:, start : start + n]
+    out = []
+    for k in range(1, count + 1):
+        start = min(max(0, x.shape[1] * k // (count + 1) - n // 2), max(0, x.shape[1] - n))
+        out.append(x[:, start : start + n])
+    return out
 
 
 def spectrogram_png(signals: dict[str, np.ndarray], path: Path, seconds: float = 6.0) -> None:
@@ -102,6 +109,7 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="ONNX model (default: the shipped one)")
     ap.add_argument("--tracks", type=int, default=15)
     ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--excerpts", type=int, default=1, help="excerpts per track (default 1, the middle)")
     ap.add_argument("--no-visqol", action="store_true", help="LSD only (fast)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--pictures", type=Path)
@@ -115,9 +123,10 @@ def main() -> None:
         f"{s.kbps}": {m: {k: [] for k in systems} for m in ("visqol", "lsd")} for s in SETTINGS
     }
     spread: dict[str, list[float]] = {f"{s.kbps}": [] for s in SETTINGS}
+    rows: list[dict] = []  # one per track, excerpt and bitrate
     t0 = time.time()
-    for ti, path in enumerate(tracks):
-        ref = excerpt(path, a.seconds)
+    for ti, (path, ei, ref) in enumerate((p, ei, r) for p in tracks
+                                         for ei, r in enumerate(excerpts(p, a.seconds, a.excerpts))):
         for s in SETTINGS:
             with tempfile.TemporaryDirectory() as tmp:
                 mp3 = Path(tmp) / "x.mp3"
@@ -128,23 +137,28 @@ def main() -> None:
             v0, v1 = restorer.restore(dec, SR, seed=0, variants=2)
             outs = {"mp3": dec, "noise fill": noise_fill(dec), "band copy": band_copy(dec), "mp3fix": v0}
             key = f"{s.kbps}"
+            row: dict = {"track": Path(path).name, "excerpt": ei, "kbps": s.kbps, "lsd": {}, "visqol": {}}
             for name, y in outs.items():
-                scores[key]["lsd"][name].append(lsd(r, y))
+                row["lsd"][name] = lsd(r, y)
+                scores[key]["lsd"][name].append(row["lsd"][name])
                 if vq is not None:
-                    scores[key]["visqol"][name].append(vq(r, y))
+                    row["visqol"][name] = vq(r, y)
+                    scores[key]["visqol"][name].append(row["visqol"][name])
             cut = detect_cutoff(np.abs(stft(dec, 1024, 512)[:, :512]) ** 2)
             spread[key].append(band_lsd(v0, v1, cut) if cut < 512 else 0.0)
+            rows.append(row)
             if a.pictures and ti == 0:
                 a.pictures.mkdir(parents=True, exist_ok=True)
                 spectrogram_png({"original": r, f"MP3 {s.kbps} kbit/s": dec, "mp3fix seed 0": v0,
                                  "mp3fix seed 1": v1}, a.pictures / f"spectrogram-{s.kbps}k.png")
-        print(f"track {ti + 1}/{len(tracks)} done ({time.time() - t0:.0f}s)", file=sys.stderr, flush=True)
+        print(f"excerpt {ti + 1}/{len(tracks) * a.excerpts} done ({time.time() - t0:.0f}s)",
+              file=sys.stderr, flush=True)
 
     def mean(v: list[float]) -> str:
         return f"{np.mean(v):.3f}" if v else "-"
 
-    print(f"\n{len(tracks)} held-out tracks x {a.seconds:.0f} s, stereo; ViSQOL audio mode (higher is better), "
-          "LSD in dB (lower is better)\n")
+    print(f"\n{len(tracks)} held-out tracks x {a.excerpts} x {a.seconds:.0f} s, stereo; "
+          "ViSQOL audio mode (higher is better), LSD in dB (lower is better)\n")
     print("| bitrate | metric | " + " | ".join(systems) + " |")
     print("|---|---|" + "---|" * len(systems))
     for key in scores:
@@ -157,7 +171,8 @@ def main() -> None:
         # per-track ViSQOL differences: how sure is the gap to the better baseline?
         print("\nmp3fix minus band copy, ViSQOL, per track (mean, standard error, tracks won):")
         for key in scores:
-            d = np.array(scores[key]["visqol"]["mp3fix"]) - np.array(scores[key]["visqol"]["band copy"])
+            diff = np.array(scores[key]["visqol"]["mp3fix"]) - np.array(scores[key]["visqol"]["band copy"])
+            d = diff.reshape(len(tracks), a.excerpts).mean(axis=1)  # per track
             se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
             paired[key] = {"mean": float(d.mean()), "se": se, "won": int((d > 0).sum()), "tracks": len(d)}
             print(f"  {key} kbit/s: {d.mean():+.3f} +/- {se:.3f}, {int((d > 0).sum())}/{len(d)} tracks")
@@ -166,7 +181,8 @@ def main() -> None:
     if a.json:
         summary = {k: {m: {s: float(np.mean(v)) for s, v in d.items() if v} for m, d in mv.items()}
                    for k, mv in scores.items()}
-        a.json.write_text(json.dumps({"tracks": len(tracks), "seconds": a.seconds, "scores": summary,
+        a.json.write_text(json.dumps({"tracks": len(tracks), "excerpts": a.excerpts, "seconds": a.seconds,
+                                      "scores": summary, "rows": rows,
                                       "spread": {k: float(np.mean(v)) for k, v in spread.items()},
                                       "mp3fix_minus_band_copy_visqol": paired}, indent=1))
 
