@@ -1,0 +1,79 @@
+"""The non-learned baselines and the oracle restorations the benchmarks compare
+against: pure DSP, checked on synthetic signals (no ViSQOL, no encoder)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import brickwall, enveloped_noise, stft_mag
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+from baselines import band_copy, noise_fill  # noqa: E402
+from oracles import fast_levels, oracle, third_octaves  # noqa: E402
+
+SR = 44100
+CUT_HZ = 6000.0
+CUT_BIN = int(CUT_HZ / (SR / 1024))
+
+
+@pytest.fixture(scope="module")
+def pair() -> tuple[np.ndarray, np.ndarray]:
+    """(original, 'MP3'): noise below 6 kHz and noise above it, under two
+    different level envelopes, and the first alone (brick-walled at 6 kHz)."""
+    low = brickwall(enveloped_noise(4 * SR, SR, channels=2, seed=3), CUT_HZ, SR)
+    other = enveloped_noise(4 * SR, SR, channels=2, seed=7)
+    high = other - brickwall(other, CUT_HZ, SR)
+    return (low + high).astype(np.float32), low.astype(np.float32)
+
+
+def test_third_octaves_double_every_three_bands() -> None:
+    band = third_octaves(100, 513)
+    assert band[0] == 0
+    assert band[125 - 100] == 0 and band[126 - 100] == 1  # 100 * 2**(1/3) = 125.99
+    assert band[200 - 100] == 3 and band[199 - 100] == 2  # one octave up: band 3
+    assert np.all(np.diff(band) >= 0)
+
+
+@pytest.mark.parametrize("fill", [
+    lambda dec, ref: band_copy(dec), lambda dec, ref: noise_fill(dec),
+    lambda dec, ref: oracle(dec, ref, "frame"), lambda dec, ref: oracle(dec, ref, "mag"),
+], ids=["band copy", "noise fill", "level oracle", "magnitude oracle"])
+def test_extensions_leave_the_band_below_the_cutoff_alone(pair, fill) -> None:
+    ref, dec = pair
+    out = fill(dec, ref)
+    below = slice(0, CUT_BIN - 8)
+    a, b = stft_mag(dec)[..., below, 4:-4], stft_mag(out)[..., below, 4:-4]
+    assert np.abs(a - b).max() <= 1e-3 * a.max()
+    above = stft_mag(out)[..., CUT_BIN + 8 :, 4:-4]
+    assert above.mean() > 0.05 * a.mean()  # and they do fill above it
+
+
+def test_magnitude_oracle_restores_the_originals_magnitudes(pair) -> None:
+    ref, dec = pair
+    out = oracle(dec, ref, "mag")
+    hi = slice(CUT_BIN + 8, 500)
+    r, o, d = (20 * np.log10(stft_mag(x)[..., hi, 4:-4] + 1e-6) for x in (ref, out, dec))
+    # copied phase makes the STFT inconsistent, so not exact: within a few dB,
+    # where the MP3 is 100+ dB away
+    assert np.median(np.abs(o - r)) < 4.0
+    assert np.median(np.abs(d - r)) > 40.0
+
+
+def test_band_level_oracles_match_the_original_level_at_their_time_scale(pair) -> None:
+    ref, dec = pair
+    levels_ref, fast_ref = fast_levels(ref, CUT_BIN)
+    per_frame = fast_levels(oracle(dec, ref, "frame"), CUT_BIN)
+    static = fast_levels(oracle(dec, ref, "static"), CUT_BIN)
+    copy = fast_levels(band_copy(dec), CUT_BIN)
+    inner = slice(8, -8)
+    # every-frame levels follow the original's envelope, frame by frame
+    assert np.median(np.abs(per_frame[0] - levels_ref)[:, inner]) < 2.0
+    assert np.corrcoef(per_frame[1][:, inner].ravel(), fast_ref[:, inner].ravel())[0, 1] > 0.8
+    # band copy moves with the band below, which has another envelope here
+    assert np.corrcoef(copy[1][:, inner].ravel(), fast_ref[:, inner].ravel())[0, 1] < 0.5
+    # the static one only gets the excerpt's mean level per band right
+    assert np.abs(static[0].mean(axis=1) - levels_ref.mean(axis=1)).max() < 3.0
+    assert np.abs(copy[0].mean(axis=1) - levels_ref.mean(axis=1)).max() > 3.0
