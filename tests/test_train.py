@@ -128,6 +128,62 @@ def test_nsim_loss_ignores_gain_and_sees_temporal_shape() -> None:
     assert float(losses.nsim_loss(x[..., :8], x[..., :8], m[..., :8], fb)) == 0.0  # too short: no term
 
 
+def test_envelope_loss_asks_fast_band_levels_to_move_with_the_original() -> None:
+    fb = losses.erb_filterbank(CFG.n_bins, CFG.sample_rate, CFG.n_fft)
+    g = torch.Generator().manual_seed(1)
+    x, m, _, _ = _inputs(t=128)
+    x = x[..., :1].expand_as(x)  # a spectrum that stands still...
+    # ...and an original whose restored band moves: a level pattern over time, the same in every band
+    moves = 0.5 * torch.randn(x.shape[:-2] + (1, x.shape[-1]), generator=g)
+    y = x + m * moves
+    assert float(losses.envelope_loss(y, y, m, fb)) < 1e-3
+    # the same movements at a third of the size, plus a slow drift and a gain: still right
+    drift = torch.linspace(0, 1, x.shape[-1])
+    assert float(losses.envelope_loss(x + m * (moves / 3 + drift + 0.5), y, m, fb)) < 0.05
+    # no movement, or other movements: wrong
+    assert float(losses.envelope_loss(x, y, m, fb)) > 0.5
+    other = 0.5 * torch.randn(moves.shape, generator=g)
+    assert float(losses.envelope_loss(x + m * other, y, m, fb)) > 0.5
+    # only the restored band counts (but for ERB bands that straddle the cutoff ramp)
+    assert float(losses.envelope_loss(y + (1 - m) * other, y, m, fb)) < 0.05
+    # a gradient reaches the output
+    out = (x + m * other).requires_grad_(True)
+    losses.envelope_loss(out, y, m, fb).backward()
+    assert float(out.grad.abs().sum()) > 0
+
+
+def test_widen_head_keeps_the_function_and_adds_channels() -> None:
+    torch.manual_seed(0)
+    G = Generator(base=4, depth=2)
+    for p in G.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    G.eval()
+    x, m, z, cp = _inputs(n=1, t=32)
+    before = G(x, m, z, cp)
+    n_before = sum(p.numel() for p in G.parameters())
+    G.widen_head(12)
+    assert G.head_channels == 12 and sum(p.numel() for p in G.parameters()) > n_before
+    assert torch.allclose(G(x, m, z, cp), before, atol=1e-6)
+    # the new channels can learn: they are not dead
+    assert float(G.head1.weight.detach()[4:].abs().sum()) > 0
+
+
+def test_training_run_widens_the_head_and_exports_it(tmp_path: Path) -> None:
+    data = _tiny_data(tmp_path / "data")
+    run = tmp_path / "run"
+    args = ["--data", str(data), "--run", str(run), "--batch", "2", "--crop", "32", "--base", "4", "--depth", "2",
+            "--warmup", "1", "--val-every", "4", "--ckpt-every", "2", "--threads", "1"]
+    train.main(args + ["--steps", "2"])
+    assert torch.load(run / "last.pt", weights_only=False)["arch"]["head"] == 4
+    train.main(args + ["--steps", "4", "--head", "8", "--envelope", "1"])  # resumed, widened
+    st = torch.load(run / "last.pt", weights_only=False)
+    assert st["step"] == 4 and st["arch"]["head"] == 8
+    assert st["G"]["head1.weight"].shape[0] == 8 and st["G_ema"]["head1.weight"].shape[0] == 8
+    train.main(args + ["--steps", "6"])  # and stays wide without the flag
+    _, G_avg, _, step = export.load_run(run)
+    assert step == 6 and G_avg.head_channels == 8
+
+
 def test_find_lag() -> None:
     x = enveloped_noise(20000, 44100, seed=1)
     late = np.concatenate([np.zeros(37, np.float32), x])[: len(x)]

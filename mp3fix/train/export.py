@@ -31,7 +31,7 @@ def load_run(run: Path) -> tuple[Generator, Generator, Critic, int]:
 
     def generator(weights: dict[str, torch.Tensor]) -> Generator:
         G = Generator(base=arch["base"], depth=arch["depth"], z_channels=arch["z_channels"],
-                      time_levels=arch.get("time_levels", arch["depth"]))
+                      time_levels=arch.get("time_levels", arch["depth"]), head=arch.get("head"))
         G.load_state_dict(weights)
         return G.eval()
 
@@ -88,7 +88,7 @@ def main() -> None:
     cfg.training = {
         "steps": step,
         "arch": {"base": G.enc[0].conv1.in_channels, "depth": G.depth, "time_levels": G.time_levels,
-                 "z_channels": G.z_channels},
+                 "z_channels": G.z_channels, "head": G.head_channels},
         "params": sum(p.numel() for p in G.parameters()),
         "args": json.loads(args_file.read_text()) if args_file.exists() else {},
         "data": {"hours": data.get("hours"), "pairs": data.get("pairs"), "seed": data.get("seed")},

@@ -148,3 +148,48 @@ def nsim_loss(out: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, fb: t
     sim = (intensity * structure).mean(dim=-1)  # (B, bands-2)
     band_mask = (torch.einsum("kf,bf->bk", fb, mask[:, 0, :, 0]) > 0.5).float()[:, 1:-1]
     return ((1.0 - sim) * band_mask).sum() / band_mask.sum().clamp_min(1.0)
+
+
+# --- fast band envelope --------------------------------------------------------
+# What is left of ViSQOL (benchmarks/oracles.py) is almost all in how each band's
+# level moves within half a second: band copy given the original's band levels
+# every frame gains 0.3-0.7, given them smoothed over 0.5 s next to nothing. The
+# model follows those movements better than band copy, but only in part. This
+# term asks for them directly, frame by frame: per ERB band the MP3 lost, the
+# correlation over time between output and original of the band level (dB, floor
+# 45 dB under the crop's peak) minus its moving average. Correlation, not a
+# distance: it asks the movements to line up, not to have a given size.
+
+ENVELOPE_SMOOTH = 43  # frames: 0.5 s
+
+
+def envelope_loss(out: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, fb: torch.Tensor,
+                  smooth: int = ENVELOPE_SMOOTH) -> torch.Tensor:
+    """1 - mean correlation of fast band-level changes over the restored ERB bands."""
+    t = out.shape[-1]
+    k = min(smooth, t - (1 - t % 2))  # odd, at most the crop
+    if k < 3:
+        return out.new_zeros(())
+
+    def fast(logmag: torch.Tensor) -> torch.Tensor:
+        power = torch.exp(2.0 * logmag[:, 0])
+        db = 10.0 * torch.log10(torch.einsum("kf,bft->bkt", fb, power) + 1e-12)
+        return db
+
+    d_out, d_ref = fast(out), fast(target)
+    floor = (torch.maximum(d_out.amax(dim=(1, 2), keepdim=True), d_ref.amax(dim=(1, 2), keepdim=True))
+             - NSIM_FLOOR_DB).detach()
+    d_out, d_ref = torch.maximum(d_out, floor), torch.maximum(d_ref, floor)
+
+    def highpass(x: torch.Tensor) -> torch.Tensor:
+        padded = F.pad(x, (k // 2, k // 2), mode="replicate")
+        return x - F.avg_pool1d(padded, k, stride=1)
+
+    a, b = highpass(d_out), highpass(d_ref)
+    a = a - a.mean(dim=-1, keepdim=True)
+    b = b - b.mean(dim=-1, keepdim=True)
+    corr = (a * b).sum(-1) / torch.sqrt((a * a).sum(-1) * (b * b).sum(-1) + 1e-6)
+    band_mask = (torch.einsum("kf,bf->bk", fb, mask[:, 0, :, 0]) > 0.5).float()
+    # a band that does not move in the original (all floor) has nothing to follow
+    band_mask = band_mask * ((b * b).mean(-1) > 0.01).float()
+    return ((1.0 - corr) * band_mask).sum() / band_mask.sum().clamp_min(1.0)

@@ -63,7 +63,8 @@ class Generator(nn.Module):
     the frequency axis of ``2 ** (depth + 1)``.
     """
 
-    def __init__(self, base: int = 16, depth: int = 4, z_channels: int = 2, time_levels: int = 2) -> None:
+    def __init__(self, base: int = 16, depth: int = 4, z_channels: int = 2, time_levels: int = 2,
+                 head: int | None = None) -> None:
         super().__init__()
         self.depth = depth
         self.time_levels = min(time_levels, depth)
@@ -79,10 +80,32 @@ class Generator(nn.Module):
         self.mid = Block(chans[depth], chans[depth])
         self.up = nn.ModuleList(nn.Conv2d(chans[i + 1], chans[i], 3, padding=1) for i in range(depth))
         self.dec = nn.ModuleList(Block(2 * chans[i], chans[i]) for i in range(depth))
-        self.head1 = nn.Conv2d(chans[0] + cin, chans[0], 3, padding=1)
-        self.head2 = nn.Conv2d(chans[0], 1, 1)
+        head = head or chans[0]  # channels of the full-resolution head
+        self.head1 = nn.Conv2d(chans[0] + cin, head, 3, padding=1)
+        self.head2 = nn.Conv2d(head, 1, 1)
         nn.init.zeros_(self.head2.weight)
         nn.init.zeros_(self.head2.bias)
+
+    @property
+    def head_channels(self) -> int:
+        return self.head1.out_channels
+
+    def widen_head(self, head: int) -> None:
+        """Give the full-resolution head ``head`` channels without changing the
+        function: the new channels get fresh input weights and zero output
+        weights, so training starts from exactly the narrower model."""
+        old1, old2 = self.head1, self.head2
+        if head <= old1.out_channels:
+            return
+        new1 = nn.Conv2d(old1.in_channels, head, 3, padding=1).to(old1.weight)
+        new2 = nn.Conv2d(head, 1, 1).to(old2.weight)
+        with torch.no_grad():
+            new1.weight[: old1.out_channels] = old1.weight
+            new1.bias[: old1.out_channels] = old1.bias
+            new2.weight.zero_()
+            new2.weight[:, : old1.out_channels] = old2.weight
+            new2.bias.copy_(old2.bias)
+        self.head1, self.head2 = new1, new2
 
     @property
     def time_multiple(self) -> int:

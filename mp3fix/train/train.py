@@ -27,6 +27,7 @@ from mp3fix.phase import copy_phase_sources
 from mp3fix.spectral import detect_cutoff
 from mp3fix.train.losses import (
     critic_hinge,
+    envelope_loss,
     erb_filterbank,
     feature_matching,
     generator_hinge,
@@ -138,6 +139,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--base", type=int, default=8)
     ap.add_argument("--depth", type=int, default=4)
     ap.add_argument("--time-levels", type=int, default=2, help="U-Net levels that also halve time")
+    ap.add_argument("--head", type=int, default=None,
+                    help="channels of the full-resolution head (default: base); an --init or resumed model "
+                         "with a narrower head is widened without changing its output")
     ap.add_argument("--critic-base", type=int, default=16)
     ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--warmup", type=int, default=800, help="steps of reconstruction only before the GAN")
@@ -145,6 +149,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--fm", type=float, default=0.5)
     ap.add_argument("--nsim", type=float, default=0.0,
                     help="weight of the auditory-structure (NSIM) term; 0 leaves it out")
+    ap.add_argument("--envelope", type=float, default=0.0,
+                    help="weight of the fast band-envelope term (losses.envelope_loss); 0 leaves it out")
     ap.add_argument("--gain-db", type=float, default=12.0)
     ap.add_argument("--ema", type=float, default=0.999,
                     help="decay of the exponential moving average of the generator's weights, which is what "
@@ -166,12 +172,17 @@ def main(argv: list[str] | None = None) -> None:
     if saved is not None:
         a.base, a.depth = saved["base"], saved["depth"]
         a.time_levels = saved.get("time_levels", saved["depth"])
+        saved_head = saved.get("head") or a.base
+    else:
+        saved_head = None
+    a.head = max(a.head or a.base, saved_head or 0)
     cfg = ModelConfig()
     dev = torch.device(a.device)
     a.run.mkdir(parents=True, exist_ok=True)
     train = Pairs(a.data / "train.npz", cfg)
     val = Pairs(a.data / "val.npz", cfg)
-    G = Generator(base=a.base, depth=a.depth, z_channels=cfg.z_channels, time_levels=a.time_levels).to(dev)
+    G = Generator(base=a.base, depth=a.depth, z_channels=cfg.z_channels, time_levels=a.time_levels,
+                  head=saved_head).to(dev)
     D = Critic(base=a.critic_base).to(dev)
     opt_g = torch.optim.Adam(G.parameters(), lr=a.lr, betas=(0.5, 0.9))
     opt_d = torch.optim.Adam(D.parameters(), lr=a.lr, betas=(0.5, 0.9))
@@ -211,6 +222,12 @@ def main(argv: list[str] | None = None) -> None:
         G_ema.load_state_dict(st["G_ema"])
     elif not ckpt.exists() and a.init and (a.init / "generator-ema.pt").exists():
         G_ema.load_state_dict({k: v.float() for k, v in torch.load(a.init / "generator-ema.pt").items()})
+    if a.head > G.head_channels:
+        print(f"head widened from {G.head_channels} to {a.head} channels", flush=True)
+        G.widen_head(a.head)
+        G_ema.widen_head(a.head)
+        G_ema.requires_grad_(False)
+        opt_g = torch.optim.Adam(G.parameters(), lr=a.lr, betas=(0.5, 0.9))  # new parameters: fresh moments
     (a.run / "args.json").write_text(json.dumps({k: str(v) for k, v in vars(a).items()}, indent=1))
     log_path = a.run / "log.csv"
     new_log = not log_path.exists()
@@ -242,6 +259,8 @@ def main(argv: list[str] | None = None) -> None:
             ns = nsim_loss(out, y, m, fb)
             loss = loss + a.nsim * ns
             acc["nsim"] += ns.item()
+        if a.envelope > 0:
+            loss = loss + a.envelope * envelope_loss(out, y, m, fb)
         if gan:
             f_fake = D(out, x, m)
             g_adv = generator_hinge(f_fake[-1])
@@ -285,7 +304,7 @@ def main(argv: list[str] | None = None) -> None:
                         "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
                         "step": step, "rng": rng.bit_generator.state,
                         "arch": {"base": a.base, "depth": a.depth, "time_levels": a.time_levels,
-                                 "z_channels": cfg.z_channels,
+                                 "z_channels": cfg.z_channels, "head": G.head_channels,
                                  "critic_base": a.critic_base}}, tmp)
             tmp.replace(ckpt)
     logf.close()
