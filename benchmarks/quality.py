@@ -107,6 +107,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path("data/pairs"))
     ap.add_argument("--model", default=None, help="ONNX model (default: the shipped one)")
+    ap.add_argument("--split", default="test", choices=["test", "val"],
+                    help="held-out test tracks (default) or the validation tracks, for choosing checkpoints")
     ap.add_argument("--tracks", type=int, default=15)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--excerpts", type=int, default=1, help="excerpts per track (default 1, the middle)")
@@ -115,7 +117,7 @@ def main() -> None:
     ap.add_argument("--pictures", type=Path)
     ap.add_argument("--threads", type=int, default=None)
     a = ap.parse_args()
-    tracks = json.loads((a.data / "splits.json").read_text())["splits"]["test"][: a.tracks]
+    tracks = json.loads((a.data / "splits.json").read_text())["splits"][a.split][: a.tracks]
     restorer = Restorer(a.model, device="cpu", threads=a.threads)
     vq = None if a.no_visqol else Visqol()
     systems = ["mp3", "noise fill", "band copy", "mp3fix"]
@@ -157,7 +159,8 @@ def main() -> None:
     def mean(v: list[float]) -> str:
         return f"{np.mean(v):.3f}" if v else "-"
 
-    print(f"\n{len(tracks)} held-out tracks x {a.excerpts} x {a.seconds:.0f} s, stereo; "
+    kind = "held-out" if a.split == "test" else "validation"
+    print(f"\n{len(tracks)} {kind} tracks x {a.excerpts} x {a.seconds:.0f} s, stereo; "
           "ViSQOL audio mode (higher is better), LSD in dB (lower is better)\n")
     print("| bitrate | metric | " + " | ".join(systems) + " |")
     print("|---|---|" + "---|" * len(systems))
