@@ -171,12 +171,10 @@ def envelope_loss(out: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, f
     if k < 3:
         return out.new_zeros(())
 
-    def fast(logmag: torch.Tensor) -> torch.Tensor:
-        power = torch.exp(2.0 * logmag[:, 0])
-        db = 10.0 * torch.log10(torch.einsum("kf,bft->bkt", fb, power) + 1e-12)
-        return db
+    def levels(logmag: torch.Tensor) -> torch.Tensor:  # (B,1,F,T) -> (B,bands,T) band power in dB
+        return 10.0 * torch.log10(torch.einsum("kf,bft->bkt", fb, torch.exp(2.0 * logmag[:, 0])) + 1e-12)
 
-    d_out, d_ref = fast(out), fast(target)
+    d_out, d_ref = levels(out), levels(target)
     floor = (torch.maximum(d_out.amax(dim=(1, 2), keepdim=True), d_ref.amax(dim=(1, 2), keepdim=True))
              - NSIM_FLOOR_DB).detach()
     d_out, d_ref = torch.maximum(d_out, floor), torch.maximum(d_ref, floor)
