@@ -11,7 +11,14 @@ given one thing from the original above the MP3's cutoff:
   in every STFT frame (11.6 ms), band copy's fine structure inside the band;
 - ``band level, 0.5 s``: the same, both powers smoothed over 43 frames;
 - ``band level, whole excerpt``: the same, averaged over the excerpt (the
-  spectral balance only).
+  spectral balance only);
+- ``mp3fix's band level, every frame``: not an oracle but a test of what a
+  model that only predicts band levels could reach: band copy given mp3fix's
+  own third-octave band levels in every frame instead of the original's;
+- ``mp3fix's level in ERB bands, every frame``: the same with the bands of
+  ``nets.BandGenerator`` (``--erb-bands``, 64 by default) and its gains
+  interpolated across bins: what that generator would give if it matched
+  mp3fix's band levels exactly.
 
 It prints ViSQOL minus band copy for each oracle and for mp3fix (seed 0), and,
 for band copy and mp3fix, how their fast band-level changes (level in dB minus
@@ -48,6 +55,8 @@ HOP = 512
 SMOOTH = 43  # frames: 0.5 s
 ORACLES = {"magnitude": "mag", "band level, every frame": "frame", "band level, 0.5 s": "slow",
            "band level, whole excerpt": "static"}
+MODEL_LEVELS = "mp3fix's band level, every frame"
+MODEL_ERB = "mp3fix's level in ERB bands, every frame"
 
 
 def third_octaves(first_bin: int, bins: int) -> np.ndarray:
@@ -56,7 +65,7 @@ def third_octaves(first_bin: int, bins: int) -> np.ndarray:
     return np.floor(3 * np.log2(k / first_bin) + 1e-9).astype(int)
 
 
-def oracle(dec: np.ndarray, ref: np.ndarray, mode: str) -> np.ndarray:
+def oracle(dec: np.ndarray, ref: np.ndarray, mode: str, erb_bands: int = 64) -> np.ndarray:
     """Band copy above the cutoff of ``dec`` with ``mode`` taken from ``ref``."""
     spec, true = stft(dec, N_FFT, HOP), stft(ref, N_FFT, HOP)
     bins = spec.shape[-2]
@@ -68,6 +77,16 @@ def oracle(dec: np.ndarray, ref: np.ndarray, mode: str) -> np.ndarray:
     out = spec.copy()
     if mode == "mag":
         out[:, c:, :] = np.abs(true[:, c:, :]) * fine / np.maximum(np.abs(fine), 1e-12)
+        return istft(out, N_FFT, HOP, dec.shape[-1])
+    if mode == "erb":  # levels in the ERB bands of nets.BandGenerator, gains interpolated across bins
+        from mp3fix.train.nets import band_matrices
+
+        analysis, synthesis = (m.numpy().astype(np.float64) for m in band_matrices(N_FFT // 2, SR, N_FFT, erb_bands))
+        p_true, p_fine = np.abs(true[:, : N_FFT // 2]) ** 2, np.abs(spec[:, src_all(c)]) ** 2
+        d = 0.5 * (np.log(np.einsum("kf,cft->ckt", analysis, p_true) + 1e-20)
+                   - np.log(np.einsum("kf,cft->ckt", analysis, p_fine) + 1e-20))
+        g = np.exp(np.einsum("fk,ckt->cft", synthesis, d))
+        out[:, c : N_FFT // 2, :] = fine[:, : N_FFT // 2 - c] * g[:, c:]
         return istft(out, N_FFT, HOP, dec.shape[-1])
     band = third_octaves(c, bins)
     gain = np.empty(fine.shape, np.float32)
@@ -82,6 +101,11 @@ def oracle(dec: np.ndarray, ref: np.ndarray, mode: str) -> np.ndarray:
         gain[:, sel] = np.sqrt(pt / np.maximum(pf, 1e-20))
     out[:, c:, :] = fine * gain
     return istft(out, N_FFT, HOP, dec.shape[-1])
+
+
+def src_all(c: int) -> np.ndarray:
+    """Band copy's source bin for every bin (the intact band maps to itself)."""
+    return copy_phase_sources(c, N_FFT // 2, 64)
 
 
 def fast_levels(x: np.ndarray, cutoff: int) -> tuple[np.ndarray, np.ndarray]:
@@ -103,11 +127,15 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--model", default=None)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--erb-bands", type=int, default=64, help="bands of the ERB row")
+    ap.add_argument("--only", nargs="+", choices=[*ORACLES, MODEL_LEVELS, MODEL_ERB], default=None,
+                    help="rows to compute (default: all)")
     a = ap.parse_args()
+    rows = a.only or [*ORACLES, MODEL_LEVELS, MODEL_ERB]
     tracks = json.loads((a.data / "splits.json").read_text())["splits"][a.split][: a.tracks]
     restorer = Restorer(a.model, device="cpu", threads=a.threads)
     vq = Visqol()
-    names = ["mp3fix", *ORACLES]
+    names = ["mp3fix", *rows]
     gains: dict[int, dict[str, list[float]]] = {s.kbps: {n: [] for n in names} for s in SETTINGS}
     follow: dict[int, dict[str, list[tuple[float, float]]]] = {
         s.kbps: {"band copy": [], "mp3fix": []} for s in SETTINGS}
@@ -125,8 +153,12 @@ def main() -> None:
             base = vq(r, bc)
             ours = restorer.restore(dec, SR, seed=0)[0]
             gains[s.kbps]["mp3fix"].append(vq(r, ours) - base)
-            for name, mode in ORACLES.items():
-                gains[s.kbps][name].append(vq(r, oracle(dec, r, mode)) - base)
+            for name in rows:
+                if name in (MODEL_LEVELS, MODEL_ERB):
+                    y = oracle(dec, ours, "frame" if name == MODEL_LEVELS else "erb", a.erb_bands)
+                else:
+                    y = oracle(dec, r, ORACLES[name])
+                gains[s.kbps][name].append(vq(r, y) - base)
             cut = detect_cutoff(np.abs(stft(dec, N_FFT, HOP)[:, : N_FFT // 2]) ** 2)
             if cut >= N_FFT // 2 - 24:
                 continue

@@ -37,6 +37,7 @@ class ModelConfig:
     full_band_margin_bins: int = 24  # a cutoff this close to n_bins: nothing to restore
     mask_ramp_bins: int = 8
     z_channels: int = 2
+    z_bins: int = 512  # rows of z per channel: n_bins for a U-Net, one per band for a band generator
     time_multiple: int = 32
     segment_frames: int = 768
     overlap_frames: int = 16

@@ -218,10 +218,10 @@ class Restorer:
             lm = np.full((rows, 1, cfg.n_bins, padded), np.log(cfg.log_floor), np.float32)
             lm[:c, 0, :, :frames] = log_magnitude(low, cfg.log_floor)
             lm[c:] = np.tile(lm[:c], (variants - 1, 1, 1, 1))
-            z = np.zeros((rows, cfg.z_channels, cfg.n_bins, padded), np.float32)
+            z = np.zeros((rows, cfg.z_channels, cfg.z_bins, padded), np.float32)
             for v in range(variants):
                 for ch in range(c):
-                    draw_z(seed, v, ch, first_frame, frames, cfg.z_channels, cfg.n_bins,
+                    draw_z(seed, v, ch, first_frame, frames, cfg.z_channels, cfg.z_bins,
                            out=z[v * c + ch, :, :, :frames])
             mask = np.broadcast_to(mask1[None, None, :, None], lm.shape).astype(np.float32)
             copied = lm[:, :, copy_phase_sources(cutoff, cfg.n_bins, cfg.copy_width_bins), :]

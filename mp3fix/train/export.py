@@ -20,18 +20,17 @@ import numpy as np
 import torch
 
 from mp3fix.model import DEFAULT_MODEL, ModelConfig, sha256_of
-from mp3fix.train.nets import Critic, Generator
+from mp3fix.train.nets import BandGenerator, Critic, Generator, build_generator
 
 
-def load_run(run: Path) -> tuple[Generator, Generator, Critic, int]:
+def load_run(run: Path) -> tuple[Generator | BandGenerator, Generator | BandGenerator, Critic, int]:
     """(raw generator, averaged generator, critic, step); the averaged one is
     the raw one for runs from before ``--ema``."""
     st = torch.load(run / "last.pt", map_location="cpu", weights_only=False)
     arch = st["arch"]
 
-    def generator(weights: dict[str, torch.Tensor]) -> Generator:
-        G = Generator(base=arch["base"], depth=arch["depth"], z_channels=arch["z_channels"],
-                      time_levels=arch.get("time_levels", arch["depth"]), head=arch.get("head"))
+    def generator(weights: dict[str, torch.Tensor]) -> Generator | BandGenerator:
+        G = build_generator(arch)
         G.load_state_dict(weights)
         return G.eval()
 
@@ -40,22 +39,22 @@ def load_run(run: Path) -> tuple[Generator, Generator, Critic, int]:
     return generator(st["G"]), generator(st.get("G_ema", st["G"])), D.eval(), int(st["step"])
 
 
-def export_onnx(G: Generator, path: Path, cfg: ModelConfig) -> None:
+def export_onnx(G: Generator | BandGenerator, path: Path, cfg: ModelConfig) -> None:
     t = 2 * G.time_multiple
     args = (torch.randn(1, 1, cfg.n_bins, t), torch.rand(1, 1, cfg.n_bins, t),
-            torch.randn(1, cfg.z_channels, cfg.n_bins, t), torch.randn(1, 1, cfg.n_bins, t))
+            torch.randn(1, cfg.z_channels, cfg.z_bins, t), torch.randn(1, 1, cfg.n_bins, t))
     dyn = {n: {0: "batch", 3: "frames"} for n in cfg.input_names + cfg.output_names}
     torch.onnx.export(G, args, str(path), input_names=cfg.input_names, output_names=cfg.output_names,
                       dynamic_axes=dyn, opset_version=17, dynamo=False)
 
 
-def parity(G: Generator, path: Path, cfg: ModelConfig, frames: int = 96) -> float:
+def parity(G: Generator | BandGenerator, path: Path, cfg: ModelConfig, frames: int = 96) -> float:
     import onnxruntime as ort
 
     rng = np.random.default_rng(0)
     x = (rng.standard_normal((2, 1, cfg.n_bins, frames)) * 2 - 6).astype(np.float32)
     m = np.clip(rng.uniform(-1, 2, (2, 1, cfg.n_bins, frames)), 0, 1).astype(np.float32)
-    z = rng.standard_normal((2, cfg.z_channels, cfg.n_bins, frames)).astype(np.float32)
+    z = rng.standard_normal((2, cfg.z_channels, cfg.z_bins, frames)).astype(np.float32)
     cp = (rng.standard_normal((2, 1, cfg.n_bins, frames)) * 2 - 6).astype(np.float32)
     with torch.no_grad():
         ref = G(*(torch.from_numpy(a) for a in (x, m, z, cp))).numpy()
@@ -75,7 +74,7 @@ def main() -> None:
     a = ap.parse_args()
     G_raw, G, D, step = load_run(a.run)
     a.models.mkdir(parents=True, exist_ok=True)
-    cfg = ModelConfig(name=a.name, time_multiple=G.time_multiple)
+    cfg = ModelConfig(name=a.name, time_multiple=G.time_multiple, z_bins=G.z_bins or ModelConfig().n_bins)
     path = a.models / f"{a.name}.onnx"
     export_onnx(G, path, cfg)
     err = parity(G, path, cfg)
@@ -87,8 +86,7 @@ def main() -> None:
     args_file = a.run / "args.json"
     cfg.training = {
         "steps": step,
-        "arch": {"base": G.enc[0].conv1.in_channels, "depth": G.depth, "time_levels": G.time_levels,
-                 "z_channels": G.z_channels, "head": G.head_channels},
+        "arch": G.arch(),
         "params": sum(p.numel() for p in G.parameters()),
         "args": json.loads(args_file.read_text()) if args_file.exists() else {},
         "data": {"hours": data.get("hours"), "pairs": data.get("pairs"), "seed": data.get("seed")},

@@ -63,6 +63,8 @@ class Generator(nn.Module):
     the frequency axis of ``2 ** (depth + 1)``.
     """
 
+    kind = "unet"
+
     def __init__(self, base: int = 16, depth: int = 4, z_channels: int = 2, time_levels: int = 2,
                  head: int | None = None) -> None:
         super().__init__()
@@ -111,6 +113,15 @@ class Generator(nn.Module):
     def time_multiple(self) -> int:
         return 2 ** (self.time_levels + 1)
 
+    @property
+    def z_bins(self) -> int:
+        """Rows of z per channel; 0: one per frequency bin, as many as the input has."""
+        return 0
+
+    def arch(self) -> dict:
+        return {"kind": self.kind, "base": self.enc[0].conv1.in_channels, "depth": self.depth,
+                "time_levels": self.time_levels, "z_channels": self.z_channels, "head": self.head_channels}
+
     def forward(
         self, logmag: torch.Tensor, mask: torch.Tensor, z: torch.Tensor, copied: torch.Tensor
     ) -> torch.Tensor:
@@ -156,3 +167,153 @@ class Critic(nn.Module):
             feats.append(h)
         feats.append(self.head(h))
         return feats
+
+
+def band_matrices(n_bins: int, sample_rate: int, n_fft: int, bands: int,
+                  fmin: float = 50.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Triangular bands evenly spaced in ERB number: ``analysis`` (bands, n_bins),
+    rows summing to 1 (a band's mean power), and ``synthesis`` (n_bins, bands),
+    rows summing to 1 where any band covers the bin (a bin's gain interpolated
+    between the two nearest band centres)."""
+    def erb(f: torch.Tensor) -> torch.Tensor:
+        return 21.4 * torch.log10(1.0 + 0.00437 * f)
+
+    freqs = torch.arange(n_bins, dtype=torch.float64) * sample_rate / n_fft
+    lo = erb(torch.tensor(fmin, dtype=torch.float64))
+    hi = erb(torch.tensor(sample_rate / 2, dtype=torch.float64))
+    centres = torch.linspace(float(lo), float(hi), bands, dtype=torch.float64)
+    e = erb(freqs)
+    w = (1.0 - (e[None, :] - centres[:, None]).abs() / (centres[1] - centres[0])).clamp_min(0.0)
+    w[-1, e >= centres[-1]] = 1.0  # the top band reaches Nyquist
+    empty = w.sum(dim=1) == 0  # low bands narrower than a bin: the nearest bin
+    if empty.any():
+        nearest = (e[None, :] - centres[empty][:, None]).abs().argmin(dim=1)
+        w[empty, nearest] = 1.0
+    analysis = w / w.sum(dim=1, keepdim=True)
+    synthesis = w.T / w.T.sum(dim=1, keepdim=True).clamp_min(1e-12)
+    return analysis.float(), synthesis.float()
+
+
+class BandGenerator(nn.Module):
+    """A generator that predicts only each band's level, frame by frame.
+
+    ``benchmarks/oracles.py`` found that almost all the ViSQOL a restorer can
+    win above the cutoff is in how band levels move from frame to frame; the
+    fine structure inside a band can stay band copy's. So this network works on
+    ``bands`` ERB-spaced band levels (64 instead of 512 bins: about an eighth of
+    the pixels of :class:`Generator`), at full time resolution, and returns a
+    gain per band and frame, interpolated across the bins of the band and
+    applied to ``copied``. Same inputs, same output, same sidecar contract as
+    :class:`Generator`: the runtime does not know which one it runs.
+    """
+
+    kind = "band"
+
+    def __init__(self, n_bins: int = 512, sample_rate: int = 44100, n_fft: int = 1024, bands: int = 64,
+                 base: int = 16, depth: int = 3, z_channels: int = 2, time_levels: int = 2,
+                 head: int | None = None, fine: int = 0) -> None:
+        super().__init__()
+        self.depth = depth
+        self.bands = bands
+        self.fine = fine
+        self.base = base
+        self.time_levels = min(time_levels, depth)
+        self.z_channels = z_channels
+        analysis, synthesis = band_matrices(n_bins, sample_rate, n_fft, bands)
+        self.register_buffer("analysis", analysis)
+        self.register_buffer("synthesis", synthesis)
+        # The mask is read at each band's centre bin (a Gather, not a product
+        # with the whole analysis matrix). z has one row per band (``z_bins``);
+        # given one per bin, as in training, it is read at the centre bins too:
+        # i.i.d. N(0, 1) either way.
+        self.register_buffer("centres", analysis.argmax(dim=1))
+        # which band is which: a convolution cannot tell 4 kHz from 16 kHz, and
+        # how loud a band should be depends on where it is
+        self.register_buffer("position", torch.linspace(-1.0, 1.0, bands)[:, None])
+        cin = 4 + z_channels
+        chans = [min(base * 2**i, base * 4) for i in range(depth + 1)]
+        self.stem = nn.Conv2d(cin, chans[0], 3, padding=1)
+        self.enc = nn.ModuleList(Block(chans[i], chans[i]) for i in range(depth))
+        self.down = nn.ModuleList(
+            nn.Conv2d(chans[i], chans[i + 1], 3, stride=(2, 2 if i < self.time_levels else 1), padding=1)
+            for i in range(depth)
+        )
+        self.mid = Block(chans[depth], chans[depth])
+        self.up = nn.ModuleList(nn.Conv2d(chans[i + 1], chans[i], 3, padding=1) for i in range(depth))
+        self.dec = nn.ModuleList(Block(2 * chans[i], chans[i]) for i in range(depth))
+        head = head or chans[0]
+        self.head1 = nn.Conv2d(chans[0] + cin, head, 3, padding=1)
+        self.head2 = nn.Conv2d(head, 1, 1)
+        nn.init.zeros_(self.head2.weight)
+        nn.init.zeros_(self.head2.bias)
+        if fine:
+            # An optional full-resolution touch-up of the result (inputs: it,
+            # the MP3 and the mask): band gains cannot smooth band replication's
+            # seams or shape the spectrum inside a band. Starts at zero.
+            self.fine1 = nn.Conv2d(3, fine, (5, 1), padding=(2, 0))
+            self.fine2 = nn.Conv2d(fine, 1, (5, 1), padding=(2, 0))
+            nn.init.zeros_(self.fine2.weight)
+            nn.init.zeros_(self.fine2.bias)
+
+    @property
+    def head_channels(self) -> int:
+        return self.head1.out_channels
+
+    @property
+    def time_multiple(self) -> int:
+        return 2**self.time_levels
+
+    @property
+    def z_bins(self) -> int:
+        """Rows of z per channel: one per band (the runtime draws 8x less noise)."""
+        return self.bands
+
+    def arch(self) -> dict:
+        return {"kind": self.kind, "bands": self.bands, "base": self.base, "depth": self.depth,
+                "time_levels": self.time_levels, "z_channels": self.z_channels, "head": self.head_channels,
+                "fine": self.fine}
+
+    def _levels(self, logmag: torch.Tensor) -> torch.Tensor:
+        """(N,1,F,T) log magnitude -> (N,1,bands,T) log of the band's RMS magnitude."""
+        power = torch.exp(2.0 * logmag)
+        return 0.5 * torch.log(torch.matmul(self.analysis, power) + 1e-10)
+
+    def forward(
+        self, logmag: torch.Tensor, mask: torch.Tensor, z: torch.Tensor, copied: torch.Tensor
+    ) -> torch.Tensor:
+        levels = (self._levels(torch.cat([logmag, copied], dim=1)) - LOG_MEAN) / LOG_STD
+        x = torch.cat([
+            levels[:, :1],
+            torch.index_select(mask, 2, self.centres),
+            z if z.shape[2] == self.bands else torch.index_select(z, 2, self.centres),
+            levels[:, 1:],
+            self.position.expand(logmag.shape[0], 1, self.bands, logmag.shape[-1]),
+        ], dim=1)
+        h = F.leaky_relu(self.stem(x), 0.2)
+        skips = []
+        for i in range(self.depth):
+            h = self.enc[i](h)
+            skips.append(h)
+            h = F.leaky_relu(self.down[i](h), 0.2)
+        h = self.mid(h)
+        for i in reversed(range(self.depth)):
+            h = F.interpolate(h, scale_factor=(2.0, 2.0 if i < self.time_levels else 1.0), mode="nearest")
+            h = F.leaky_relu(self.up[i](h), 0.2)
+            h = self.dec[i](torch.cat([h, skips[i]], dim=1))
+        h = F.leaky_relu(self.head1(torch.cat([h, x], dim=1)), 0.2)
+        pred = copied + torch.matmul(self.synthesis, self.head2(h)) * LOG_STD
+        if self.fine:
+            f = torch.cat([(pred - LOG_MEAN) / LOG_STD, (logmag - LOG_MEAN) / LOG_STD, mask], dim=1)
+            pred = pred + self.fine2(F.leaky_relu(self.fine1(f), 0.2)) * LOG_STD
+        return (1.0 - mask) * logmag + mask * pred
+
+
+def build_generator(arch: dict) -> Generator | BandGenerator:
+    """The generator a checkpoint's or a sidecar's ``arch`` describes (runs from
+    before ``kind`` existed are U-Nets)."""
+    if arch.get("kind", "unet") == "band":
+        return BandGenerator(bands=arch["bands"], base=arch["base"], depth=arch["depth"],
+                             z_channels=arch["z_channels"], time_levels=arch["time_levels"], head=arch.get("head"),
+                             fine=arch.get("fine", 0))
+    return Generator(base=arch["base"], depth=arch["depth"], z_channels=arch["z_channels"],
+                     time_levels=arch.get("time_levels", arch["depth"]), head=arch.get("head"))

@@ -31,11 +31,12 @@ from mp3fix.train.losses import (
     erb_filterbank,
     feature_matching,
     generator_hinge,
+    level_l1,
     lsd_db,
     nsim_loss,
     pooled_log_l1,
 )
-from mp3fix.train.nets import Critic, Generator
+from mp3fix.train.nets import BandGenerator, Critic, Generator, band_matrices, build_generator
 
 
 class Pairs:
@@ -82,7 +83,7 @@ class Pairs:
                 torch.from_numpy(np.ascontiguousarray(m[:, None])), torch.from_numpy(copied[:, None]))
 
 
-def validate(G: Generator, val: Pairs, cfg: ModelConfig, n: int = 192) -> dict[str, float]:
+def validate(G: Generator | BandGenerator, val: Pairs, cfg: ModelConfig, n: int = 192) -> dict[str, float]:
     was_training = G.training
     G.eval()
     rng = np.random.default_rng(0)
@@ -136,6 +137,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--steps", type=int, default=20000)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--crop", type=int, default=128)
+    ap.add_argument("--arch", choices=["unet", "band"], default="unet",
+                    help="unet: the full-resolution U-Net; band: predicts band levels only (nets.BandGenerator)")
+    ap.add_argument("--bands", type=int, default=64, help="bands of --arch band")
+    ap.add_argument("--fine", type=int, default=0,
+                    help="channels of --arch band's full-resolution touch-up (0: none)")
     ap.add_argument("--base", type=int, default=8)
     ap.add_argument("--depth", type=int, default=4)
     ap.add_argument("--time-levels", type=int, default=2, help="U-Net levels that also halve time")
@@ -151,6 +157,10 @@ def main(argv: list[str] | None = None) -> None:
                     help="weight of the auditory-structure (NSIM) term; 0 leaves it out")
     ap.add_argument("--envelope", type=float, default=0.0,
                     help="weight of the fast band-envelope term (losses.envelope_loss); 0 leaves it out")
+    ap.add_argument("--distill", type=Path, default=None,
+                    help="a train-state folder (models/train-state): its averaged generator is a teacher whose "
+                         "band levels the new one also learns (losses.level_l1)")
+    ap.add_argument("--distill-weight", type=float, default=2.0)
     ap.add_argument("--gain-db", type=float, default=12.0)
     ap.add_argument("--ema", type=float, default=0.999,
                     help="decay of the exponential moving average of the generator's weights, which is what "
@@ -170,6 +180,7 @@ def main(argv: list[str] | None = None) -> None:
     elif a.init:
         saved = json.loads((a.init / "state.json").read_text())["arch"]
     if saved is not None:
+        a.arch, a.bands, a.fine = saved.get("kind", "unet"), saved.get("bands", a.bands), saved.get("fine", 0)
         a.base, a.depth = saved["base"], saved["depth"]
         a.time_levels = saved.get("time_levels", saved["depth"])
         saved_head = saved.get("head") or a.base
@@ -181,8 +192,14 @@ def main(argv: list[str] | None = None) -> None:
     a.run.mkdir(parents=True, exist_ok=True)
     train = Pairs(a.data / "train.npz", cfg)
     val = Pairs(a.data / "val.npz", cfg)
-    G = Generator(base=a.base, depth=a.depth, z_channels=cfg.z_channels, time_levels=a.time_levels,
-                  head=saved_head).to(dev)
+    G = build_generator({"kind": a.arch, "bands": a.bands, "fine": a.fine, "base": a.base, "depth": a.depth,
+                         "z_channels": cfg.z_channels, "time_levels": a.time_levels, "head": saved_head}).to(dev)
+    teacher = None
+    if a.distill:
+        teacher = build_generator(json.loads((a.distill / "state.json").read_text())["arch"])
+        teacher.load_state_dict({k: v.float() for k, v in torch.load(a.distill / "generator-ema.pt").items()})
+        teacher = teacher.to(dev).eval().requires_grad_(False)
+        analysis = band_matrices(cfg.n_bins, cfg.sample_rate, cfg.n_fft, 64)[0].to(dev)
     D = Critic(base=a.critic_base).to(dev)
     opt_g = torch.optim.Adam(G.parameters(), lr=a.lr, betas=(0.5, 0.9))
     opt_d = torch.optim.Adam(D.parameters(), lr=a.lr, betas=(0.5, 0.9))
@@ -222,7 +239,7 @@ def main(argv: list[str] | None = None) -> None:
         G_ema.load_state_dict(st["G_ema"])
     elif not ckpt.exists() and a.init and (a.init / "generator-ema.pt").exists():
         G_ema.load_state_dict({k: v.float() for k, v in torch.load(a.init / "generator-ema.pt").items()})
-    if a.head > G.head_channels:
+    if a.head > G.head_channels and isinstance(G, Generator):
         print(f"head widened from {G.head_channels} to {a.head} channels", flush=True)
         G.widen_head(a.head)
         G_ema.widen_head(a.head)
@@ -234,9 +251,10 @@ def main(argv: list[str] | None = None) -> None:
     logf = log_path.open("a", newline="")
     log = csv.writer(logf)
     if new_log:
-        log.writerow(["step", "time", "rec", "g_adv", "fm", "d_loss", "val_lsd_high", "val_lsd_high_mp3", "nsim"])
+        log.writerow(["step", "time", "rec", "g_adv", "fm", "d_loss", "val_lsd_high", "val_lsd_high_mp3", "nsim",
+                      "distill"])
     t_start = time.time()
-    acc = {"rec": 0.0, "g_adv": 0.0, "fm": 0.0, "d_loss": 0.0, "nsim": 0.0}
+    acc = {"rec": 0.0, "g_adv": 0.0, "fm": 0.0, "d_loss": 0.0, "nsim": 0.0, "distill": 0.0}
     n_acc = 0
     fb = erb_filterbank(cfg.n_bins, cfg.sample_rate, cfg.n_fft).to(dev)
     while step < a.steps:
@@ -261,6 +279,13 @@ def main(argv: list[str] | None = None) -> None:
             acc["nsim"] += ns.item()
         if a.envelope > 0:
             loss = loss + a.envelope * envelope_loss(out, y, m, fb)
+        if teacher is not None:
+            with torch.no_grad():
+                t_out = teacher(x, m, z, cp)
+            # band levels, and (through the pooled cells) the shape inside bands
+            dl = level_l1(out, t_out, m, analysis) + pooled_log_l1(out, t_out, m, cfg.log_floor)
+            loss = loss + a.distill_weight * dl
+            acc["distill"] += dl.item()
         if gan:
             f_fake = D(out, x, m)
             g_adv = generator_hinge(f_fake[-1])
@@ -283,14 +308,15 @@ def main(argv: list[str] | None = None) -> None:
         if step % 20 == 0:
             rate = (time.time() - t_start) / max(1, n_acc)
             print(f"step {step} rec {acc['rec'] / n_acc:.3f} adv {acc['g_adv'] / n_acc:.3f} "
-                  f"d {acc['d_loss'] / n_acc:.3f} nsim {acc['nsim'] / n_acc:.3f} ({rate:.2f} s/step)", flush=True)
+                  f"d {acc['d_loss'] / n_acc:.3f} nsim {acc['nsim'] / n_acc:.3f} "
+                  f"distill {acc['distill'] / n_acc:.3f} ({rate:.2f} s/step)", flush=True)
         if step % a.ckpt_every == 0 or step % a.val_every == 0 or step == a.steps:
             metrics = validate(G_ema, val, cfg) if (step % a.val_every == 0 or step == a.steps) else {}
             row = [step, round(time.time() - t_start, 1)]
             row += [round(acc[k] / max(1, n_acc), 4) for k in ("rec", "g_adv", "fm", "d_loss")]
             row += [round(metrics.get("val_lsd_high", float("nan")), 3) if metrics else "",
                     round(metrics.get("val_lsd_high_mp3", float("nan")), 3) if metrics else ""]
-            row += [round(acc["nsim"] / max(1, n_acc), 4)]
+            row += [round(acc["nsim"] / max(1, n_acc), 4), round(acc["distill"] / max(1, n_acc), 4)]
             log.writerow(row)
             logf.flush()
             if metrics:
@@ -303,9 +329,7 @@ def main(argv: list[str] | None = None) -> None:
             torch.save({"G": G.state_dict(), "G_ema": G_ema.state_dict(), "D": D.state_dict(),
                         "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
                         "step": step, "rng": rng.bit_generator.state,
-                        "arch": {"base": a.base, "depth": a.depth, "time_levels": a.time_levels,
-                                 "z_channels": cfg.z_channels, "head": G.head_channels,
-                                 "critic_base": a.critic_base}}, tmp)
+                        "arch": dict(G.arch(), critic_base=a.critic_base)}, tmp)
             tmp.replace(ckpt)
     logf.close()
 
