@@ -344,6 +344,15 @@ def test_band_generator_keeps_the_contract() -> None:
     d = (a - cp)[0, 0, full, 0]
     assert float(d.std()) < float((cp[0, 0, full, 0] - cp[0, 0, full, 0].mean()).std())
     assert G.time_multiple == 4 and build_generator(G.arch()).arch() == G.arch()
+    # the optional full-resolution touch-up starts at zero and never reaches the intact band
+    Gf = BandGenerator(bands=32, base=4, depth=2, fine=2).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(Gf(x, m, z, cp)[:, :, full], cp[:, :, full])
+        for p in Gf.parameters():
+            torch.nn.init.normal_(p, std=0.05)
+        fo = Gf(x, m, z, cp)
+    torch.testing.assert_close(fo[:, :, below], x[:, :, below])
+    assert build_generator(Gf.arch()).fine == 2
 
 
 def test_band_generator_exports_and_matches_onnxruntime(tmp_path: Path) -> None:

@@ -6,7 +6,11 @@ Run it in the background (``nohup ... &``); it checkpoints to ``RUN/last.pt``
 every ``--ckpt-every`` steps and resumes from there when started again.
 Step cost on 2 CPU cores (the defaults: batch 8, 512 bins x 128 frames, base 8):
 ~0.3 s, 0.5-0.7 s once the critic trains. ``--init models/train-state`` goes on
-from the shipped model's weights, with their architecture.
+from the shipped model's weights, with their architecture. ``--arch band
+--depth 3 --distill models/train-state`` trains the cheaper band generator
+(``nets.BandGenerator``, ~0.4 s per step on one core without the critic)
+against the shipped one as a teacher; ``--init models/band-state`` goes on
+from the last such run.
 """
 
 from __future__ import annotations
