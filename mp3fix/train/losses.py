@@ -93,9 +93,11 @@ _GAUSS3 = torch.tensor([[0.0113033910173052, 0.0838251475442633, 0.0113033910173
                         [0.0113033910173052, 0.0838251475442633, 0.0113033910173052]])
 
 
-def erb_filterbank(n_bins: int, sample_rate: int, n_fft: int, bands: int = NSIM_BANDS,
-                   fmin: float = 50.0) -> torch.Tensor:
-    """(bands, n_bins) triangular power weights, centres evenly spaced in ERB number."""
+def erb_triangles(n_bins: int, sample_rate: int, n_fft: int, bands: int, fmin: float = 50.0,
+                  to_nyquist: bool = False) -> torch.Tensor:
+    """(bands, n_bins) float64 triangles, centres evenly spaced in ERB number from
+    ``fmin`` to Nyquist; a band narrower than a bin gets its nearest bin;
+    ``to_nyquist`` keeps the top band at 1 above its centre."""
     def erb(f: torch.Tensor) -> torch.Tensor:
         return 21.4 * torch.log10(1.0 + 0.00437 * f)
 
@@ -105,11 +107,19 @@ def erb_filterbank(n_bins: int, sample_rate: int, n_fft: int, bands: int = NSIM_
     step = centres[1] - centres[0]
     e = erb(freqs)
     w = (1.0 - (e[None, :] - centres[:, None]).abs() / step).clamp_min(0.0)
+    if to_nyquist:
+        w[-1, e >= centres[-1]] = 1.0
     empty = w.sum(dim=1) == 0  # narrow low bands between two bins: take the nearest bin
     if empty.any():
         nearest = (e[None, :] - centres[empty][:, None]).abs().argmin(dim=1)
-        w[empty] = 0.0
         w[empty, nearest] = 1.0
+    return w
+
+
+def erb_filterbank(n_bins: int, sample_rate: int, n_fft: int, bands: int = NSIM_BANDS,
+                   fmin: float = 50.0) -> torch.Tensor:
+    """(bands, n_bins) triangular power weights, centres evenly spaced in ERB number."""
+    w = erb_triangles(n_bins, sample_rate, n_fft, bands, fmin)
     return (w / w.sum(dim=1, keepdim=True)).float()
 
 

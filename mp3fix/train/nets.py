@@ -22,6 +22,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from mp3fix.train.losses import erb_triangles
+
 # Normalisation of natural-log magnitudes (floor 1e-5): music sits around -6 +- 3.
 LOG_MEAN = -6.0
 LOG_STD = 3.0
@@ -175,20 +177,7 @@ def band_matrices(n_bins: int, sample_rate: int, n_fft: int, bands: int,
     rows summing to 1 (a band's mean power), and ``synthesis`` (n_bins, bands),
     rows summing to 1 where any band covers the bin (a bin's gain interpolated
     between the two nearest band centres)."""
-    def erb(f: torch.Tensor) -> torch.Tensor:
-        return 21.4 * torch.log10(1.0 + 0.00437 * f)
-
-    freqs = torch.arange(n_bins, dtype=torch.float64) * sample_rate / n_fft
-    lo = erb(torch.tensor(fmin, dtype=torch.float64))
-    hi = erb(torch.tensor(sample_rate / 2, dtype=torch.float64))
-    centres = torch.linspace(float(lo), float(hi), bands, dtype=torch.float64)
-    e = erb(freqs)
-    w = (1.0 - (e[None, :] - centres[:, None]).abs() / (centres[1] - centres[0])).clamp_min(0.0)
-    w[-1, e >= centres[-1]] = 1.0  # the top band reaches Nyquist
-    empty = w.sum(dim=1) == 0  # low bands narrower than a bin: the nearest bin
-    if empty.any():
-        nearest = (e[None, :] - centres[empty][:, None]).abs().argmin(dim=1)
-        w[empty, nearest] = 1.0
+    w = erb_triangles(n_bins, sample_rate, n_fft, bands, fmin, to_nyquist=True)
     analysis = w / w.sum(dim=1, keepdim=True)
     synthesis = w.T / w.T.sum(dim=1, keepdim=True).clamp_min(1e-12)
     return analysis.float(), synthesis.float()
