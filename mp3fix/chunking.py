@@ -23,6 +23,10 @@ Process = Callable[[np.ndarray, int], np.ndarray]
 # Several chunks at once (a GPU is fed far better by one big batch than by many
 # small ones): the chunks and their starts, in order -> one output per chunk.
 ProcessMany = Callable[[list[np.ndarray], list[int]], list[np.ndarray]]
+# The same, started now and finished later: returns a function that waits for the
+# outputs. Lets the model of one group run (on another thread or a GPU) while the
+# caller decodes, cuts and finishes the neighbouring groups.
+Submit = Callable[[list[np.ndarray], list[int]], Callable[[], list[np.ndarray]]]
 
 
 def _check_args(segment: int, overlap: int, context: int, batch: int = 1) -> None:
@@ -66,6 +70,7 @@ def stream_overlap_add(
     *,
     batch: int = 1,
     process_many: ProcessMany | None = None,
+    submit: Submit | None = None,
 ) -> Iterator[np.ndarray]:
     """Run ``process`` over a stream of (channels, n) blocks; yield final output blocks.
 
@@ -76,20 +81,37 @@ def stream_overlap_add(
     output does not depend on ``batch``: only up to ``batch`` chunk inputs are
     held at once, and output lags input by up to ``batch`` chunks.
 
+    ``submit(chunks, starts)``, when given, is used instead of ``process_many``
+    and returns a function that delivers the outputs: each group is submitted
+    before the previous group's outputs are collected, so one group's model
+    can run while the next is read and cut and the previous one is finished.
+    The output is the same; one more group (up to ``batch`` chunks) is in
+    flight, and output lags input by one more group.
+
     Arguments are validated here, eagerly, rather than on first ``next()``.
     """
     _check_args(segment, overlap, context, batch)
-    many = process_many if process_many is not None else _one_by_one(process)
-    return _stream(many, blocks, int(segment), int(overlap), int(context), int(batch))
+    if submit is None:
+        many = process_many if process_many is not None else _one_by_one(process)
+
+        def submit(chunks: list[np.ndarray], starts: list[int]) -> Callable[[], list[np.ndarray]]:
+            outs = many(chunks, starts)
+            return lambda: outs
+
+        pipelined = False
+    else:
+        pipelined = True
+    return _stream(submit, blocks, int(segment), int(overlap), int(context), int(batch), pipelined)
 
 
 def _stream(
-    process_many: ProcessMany,
+    submit: Submit,
     blocks: Iterable[np.ndarray],
     segment: int,
     overlap: int,
     context: int,
     batch: int,
+    pipelined: bool,
 ) -> Iterator[np.ndarray]:
     step = segment - overlap
     width = context + segment + context
@@ -104,6 +126,8 @@ def _stream(
     channels: int | None = None
     tail: np.ndarray | None = None  # previous chunk's un-faded overlap output
     ready: list[tuple[int, np.ndarray]] = []  # (k, input) of chunks cut but not yet run
+    # the group submitted last and not yet collected: (group, collect, total)
+    flight: tuple[list[tuple[int, np.ndarray]], Callable[[], list[np.ndarray]], int | None] | None = None
 
     def cut(k: int, avail: int) -> None:
         """Copy chunk k's input (zeros outside [0, avail)) into ``ready``."""
@@ -123,11 +147,30 @@ def _stream(
         buf, buf_start = buf[:, keep - buf_start :], keep
 
     def run(total: int | None) -> Iterator[np.ndarray]:
-        """Run the ready chunks as one group; yield the output samples now final."""
-        nonlocal tail
+        """Submit the ready chunks as one group; yield the output samples now final
+        (this group's, or with ``pipelined`` the previous group's)."""
+        nonlocal flight
         group = list(ready)
         ready.clear()
-        outs = process_many([c for _, c in group], [k * step - context for k, _ in group])
+        collect = submit([c for _, c in group], [k * step - context for k, _ in group])
+        previous, flight = flight, (group, collect, total)
+        if previous is not None:
+            yield from emit(*previous)
+        if not pipelined:
+            yield from drain()
+
+    def drain() -> Iterator[np.ndarray]:
+        """Collect and emit the group still in flight, if any."""
+        nonlocal flight
+        previous, flight = flight, None
+        if previous is not None:
+            yield from emit(*previous)
+
+    def emit(group: list[tuple[int, np.ndarray]], collect: Callable[[], list[np.ndarray]],
+             total: int | None) -> Iterator[np.ndarray]:
+        """Crossfade one group's outputs into the stream; yield what is final."""
+        nonlocal tail
+        outs = collect()
         if len(outs) != len(group):
             raise ValueError(f"process_many returned {len(outs)} outputs for {len(group)} chunks")
         for (k, chunk), out in zip(group, outs, strict=True):
@@ -177,6 +220,7 @@ def _stream(
             yield from run(n)
     if ready:
         yield from run(n)
+    yield from drain()
     assert tail is not None
     rest = tail[:, : max(0, n - k * step)]  # last chunk's tail starts at k*step
     if rest.shape[1]:

@@ -346,7 +346,7 @@ def restore(
 
         settings = RestoreSettings(model=model, device=device.value, threads=threads, phase=phase.value,
                                    phase_iters=phase_iters, chunk_batch=chunk_batch, seed=seed, bit_depth=depth,
-                                   overwrite=overwrite)
+                                   overwrite=overwrite, pipeline=n_jobs == 1)
 
         def notice(message: str) -> None:
             if not quiet:

@@ -64,12 +64,15 @@ class RestoreSettings:
     seed: int = DEFAULT_SEED
     bit_depth: str | None = None
     overwrite: bool = False
+    # generator calls on a worker thread beside the DSP (Restorer's pipeline);
+    # the command turns it off when several jobs already keep the cores busy
+    pipeline: bool = True
 
     def restorer(self) -> Restorer:
         from mp3fix.restore import Restorer
 
         return Restorer(self.model, device=self.device, threads=self.threads, phase=self.phase,
-                        phase_iters=self.phase_iters, chunk_batch=self.chunk_batch)
+                        phase_iters=self.phase_iters, chunk_batch=self.chunk_batch, pipeline=self.pipeline)
 
 
 def restore_job(

@@ -19,7 +19,8 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from concurrent.futures import Executor, ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import NormalDist
@@ -110,7 +111,10 @@ class Restorer:
 
     ``chunk_batch`` is how many chunks go to the generator in one call (None:
     ``CUDA_CHUNK_BATCH`` when the model runs on CUDA, else 1); it changes speed
-    and memory, never the output. ``notice`` is the generator's one-line notice
+    and memory, never the output. ``pipeline`` runs each generator call on a
+    worker thread while this thread decodes, transforms and finishes the
+    neighbouring chunks (onnxruntime releases the GIL); it too changes speed,
+    never the output. ``notice`` is the generator's one-line notice
     for the user (CUDA was chosen but not usable), else None.
     """
 
@@ -122,6 +126,7 @@ class Restorer:
         phase: str = "copy",
         phase_iters: int = 0,
         chunk_batch: int | None = None,
+        pipeline: bool = True,
     ) -> None:
         if phase not in STRATEGIES:
             raise ValueError(f"phase must be one of {STRATEGIES}")
@@ -132,6 +137,7 @@ class Restorer:
         if chunk_batch is None:
             chunk_batch = CUDA_CHUNK_BATCH if self.generator.device == "cuda" else 1
         self.chunk_batch = chunk_batch
+        self.pipeline = pipeline
         self.phase = phase
         self.phase_iters = phase_iters
         # seconds per stage, filled only when a caller (benchmarks/speed.py) sets a dict
@@ -173,6 +179,13 @@ class Restorer:
         passed through and not sent at all. The output is the same as chunk by
         chunk (the model treats rows independently).
         """
+        return self._submit(chunks, starts, seed, variants, None)()
+
+    def _submit(self, chunks: list[np.ndarray], starts: list[int], seed: int, variants: int,
+                executor: Executor | None) -> Callable[[], list[np.ndarray]]:
+        """:meth:`process_chunks` in two halves: STFT and inputs now, the generator
+        call on ``executor`` (here and now when None); the returned function
+        waits for it and does phase and inverse STFT."""
         outs: dict[int, np.ndarray] = {}
         todo: list[_Prepared] = []
         for i, (chunk, start) in enumerate(zip(chunks, starts, strict=True)):
@@ -182,19 +195,40 @@ class Restorer:
             else:
                 prep.index = i
                 todo.append(prep)
-        if todo:
+        if not todo:
+            return lambda: [outs[i] for i in range(len(chunks))]
+        with self._stage("model"):
+            if len(todo) == 1:
+                inputs = list(todo[0].inputs)  # nothing to stack: no copy
+            else:
+                inputs = [np.concatenate(parts) for parts in zip(*(p.inputs for p in todo), strict=True)]
+            for p in todo:
+                p.inputs = ()  # the stacked copy is all the generator needs
+
+        def call() -> tuple[np.ndarray, float]:
+            t = time.perf_counter()
+            out = self.generator(*inputs)
+            return out, time.perf_counter() - t
+
+        if executor is None:
             with self._stage("model"):
-                if len(todo) == 1:
-                    inputs = list(todo[0].inputs)  # nothing to stack: no copy
-                else:
-                    inputs = [np.concatenate(parts) for parts in zip(*(p.inputs for p in todo), strict=True)]
-                for p in todo:
-                    p.inputs = ()  # the stacked copy is all the generator needs
-                restored = self.generator(*inputs)[:, 0, :, : todo[0].spec.shape[-1]]
+                done = call()
+            result: Callable[[], tuple[np.ndarray, float]] = lambda: done  # noqa: E731
+        else:
+            result = executor.submit(call).result
+
+        def collect() -> list[np.ndarray]:
+            with self._stage("model"):  # with a worker, only the time spent waiting for it
+                out, seconds = result()
+            if self.timings is not None:
+                self.timings["model_call"] = self.timings.get("model_call", 0.0) + seconds
+            restored = out[:, 0, :, : todo[0].spec.shape[-1]]
             rows = variants * todo[0].spec.shape[0]
             for j, prep in enumerate(todo):
                 outs[prep.index] = self._finish(prep, restored[j * rows : (j + 1) * rows], seed, variants)
-        return [outs[i] for i in range(len(chunks))]
+            return [outs[i] for i in range(len(chunks))]
+
+        return collect
 
     def _prepare(self, chunk: np.ndarray, start: int, seed: int, variants: int) -> _Prepared | None:
         """STFT, cutoff and generator inputs of one chunk; None if it has nothing to restore."""
@@ -267,14 +301,18 @@ class Restorer:
         def process(chunk: np.ndarray, start: int) -> np.ndarray:
             return self.process_chunk(chunk, start, seed, variants)
 
-        def process_many(chunks: list[np.ndarray], starts: list[int]) -> list[np.ndarray]:
-            return self.process_chunks(chunks, starts, seed, variants)
+        # One worker: the generator call of one group runs while this thread
+        # reads, cuts and transforms the next and finishes the previous one.
+        with ThreadPoolExecutor(1, "mp3fix-model") if self.pipeline else nullcontext() as pool:
 
-        for out in stream_overlap_add(process, tiled(), cfg.segment, cfg.overlap, cfg.context,
-                                      batch=self.chunk_batch, process_many=process_many):
-            if on_progress is not None:
-                on_progress(out.shape[1])
-            yield out
+            def submit(chunks: list[np.ndarray], starts: list[int]) -> Callable[[], list[np.ndarray]]:
+                return self._submit(chunks, starts, seed, variants, pool)
+
+            for out in stream_overlap_add(process, tiled(), cfg.segment, cfg.overlap, cfg.context,
+                                          batch=self.chunk_batch, submit=submit):
+                if on_progress is not None:
+                    on_progress(out.shape[1])
+                yield out
 
     def restore(self, samples: np.ndarray, sample_rate: int, seed: int = DEFAULT_SEED,
                 variants: int = 1) -> list[np.ndarray]:

@@ -294,3 +294,44 @@ def test_process_many_must_return_one_output_per_chunk():
     with pytest.raises(ValueError, match="shape"):
         overlap_add(lambda c, s: c, audio, SEG, OV, CTX, batch=2,
                     process_many=lambda cs, ss: [c[:, 1:] for c in cs])
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("n", [1, SEG - 1, 5 * SEG + 17])
+def test_pipelined_submit_gives_the_same_output_one_group_ahead(batch, n):
+    """With ``submit``, group g+1 is submitted before group g is collected (so its
+    model can run meanwhile), every group is collected once, in order, and the
+    output is exactly that of ``process_many``."""
+    audio = _audio(2, n, seed=3)
+    expected = overlap_add(_warp, audio, SEG, OV, CTX)
+    events: list[tuple[str, int]] = []
+
+    def submit(chunks, starts):
+        g = sum(1 for e in events if e[0] == "submit")
+        events.append(("submit", g))
+        outs = [_warp(c, s) for c, s in zip(chunks, starts, strict=True)]
+
+        def collect():
+            events.append(("collect", g))
+            return outs
+
+        return collect
+
+    parts = list(stream_overlap_add(_warp, _split(audio, IRREGULAR), SEG, OV, CTX, batch=batch, submit=submit))
+    np.testing.assert_array_equal(np.concatenate(parts, axis=-1), expected)
+    groups = sum(1 for e in events if e[0] == "submit")
+    assert groups == -(-len(chunk_starts(n, SEG, OV)) // batch)
+    assert [g for kind, g in events if kind == "collect"] == list(range(groups))
+    for g in range(groups - 1):
+        assert events.index(("submit", g + 1)) < events.index(("collect", g))
+
+
+def test_pipelined_error_in_collect_propagates():
+    def submit(chunks, starts):
+        def collect():
+            raise RuntimeError("model failed")
+
+        return collect
+
+    with pytest.raises(RuntimeError, match="model failed"):
+        list(stream_overlap_add(lambda c, s: c, [_audio(1, 4 * SEG)], SEG, OV, CTX, submit=submit))

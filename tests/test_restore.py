@@ -7,6 +7,7 @@ only, so seeds, variants and the untouched intact band can be checked exactly.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -275,6 +276,56 @@ def test_chunk_batch_gives_the_same_output(phase: str) -> None:
             assert len(rec.calls) == 6
     for a, b in zip(out[1], out[3], strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+class ThreadRecordingGenerator:
+    """Wraps a Generator; records the thread of every call."""
+
+    def __init__(self, gen: Generator) -> None:
+        self.gen = gen
+        self.threads: list[str] = []
+
+    def __call__(self, *inputs: np.ndarray) -> np.ndarray:
+        self.threads.append(threading.current_thread().name)
+        return self.gen(*inputs)
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_pipeline_runs_the_model_on_a_worker_with_the_same_output(batch: int) -> None:
+    cfg = Restorer(FILL_MODEL, device="cpu", threads=1).config
+    n = 5 * (cfg.segment - cfg.overlap) + 1234
+    x = faded_lowpass(n, 2, seed=21, edge_hz=4000)
+    out, threads = {}, {}
+    for pipeline in (False, True):
+        r = Restorer(FILL_MODEL, device="cpu", threads=1, chunk_batch=batch, pipeline=pipeline)
+        rec = ThreadRecordingGenerator(r.generator)
+        r.generator = rec  # type: ignore[assignment]
+        out[pipeline] = r.restore(x, SR, seed=4, variants=2)
+        threads[pipeline] = rec.threads
+    assert len(threads[True]) == len(threads[False]) >= 3  # several groups, so several in flight
+    assert set(threads[False]) == {threading.current_thread().name}
+    assert all(t.startswith("mp3fix-model") for t in threads[True])
+    for a, b in zip(out[False], out[True], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_pipeline_model_failure_leaves_nothing(stereo_wav: tuple[np.ndarray, Path], tmp_path: Path) -> None:
+    _, src = stereo_wav
+    r = Restorer(FILL_MODEL, device="cpu", threads=1)
+    calls = 0
+
+    def failing(*inputs: np.ndarray) -> np.ndarray:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise RuntimeError("generator failed (simulated)")
+        return Generator.__call__(real, *inputs)
+
+    real = r.generator
+    r.generator = failing  # type: ignore[assignment]
+    with pytest.raises(RuntimeError, match="simulated"):
+        r.restore_file(src, [tmp_path / "out.wav"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav"]
 
 
 def test_process_chunks_equals_process_chunk(fill: Restorer) -> None:
