@@ -242,6 +242,13 @@ def _no_peak_chunk(f: sf.SoundFile) -> None:
         snd.sf_command(handle, _SFC_SET_ADD_PEAK_CHUNK, ffi.NULL, 0)
 
 
+def _umask() -> int:
+    """The process's umask (os.umask can only be read by setting it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 class AudioWriter:
     """Stream blocks to ``path`` through a temporary file that is renamed on success.
 
@@ -265,6 +272,9 @@ class AudioWriter:
         try:
             folder.mkdir(parents=True, exist_ok=True)
             fd, name = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=".partial", dir=folder)
+            # mkstemp makes the file private (0600); the finished file should get
+            # the permissions any new file of the user's would (0666 minus umask)
+            os.fchmod(fd, 0o666 & ~_umask())
             os.close(fd)
         except OSError as exc:
             raise OutputError(f"{self.path}: cannot write there ({exc.strerror})") from exc

@@ -4,6 +4,8 @@ decode errors, and the temp-file-then-rename AudioWriter."""
 from __future__ import annotations
 
 import dataclasses
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -216,6 +218,18 @@ def test_writer_replaces_only_on_success(tmp_path: Path) -> None:
         raise KeyboardInterrupt
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.wav"]
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o077])
+def test_written_file_gets_the_usual_permissions(tmp_path: Path, mask: int) -> None:
+    """Not the temporary file's private 0600: what a new file of the user's gets."""
+    old = os.umask(mask)
+    try:
+        with AudioWriter(tmp_path / "out.flac", SR, 1) as w:
+            w.write(np.zeros((1, 100), np.float32))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "out.flac").stat().st_mode) == 0o666 & ~mask
 
 
 @pytest.mark.parametrize("name,depth", [("c.wav", "16"), ("c.wav", "24"), ("c.flac", "16"), ("c.flac", "24")])
