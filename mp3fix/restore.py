@@ -132,7 +132,8 @@ class Restorer:
             raise ValueError(f"phase must be one of {STRATEGIES}")
         if chunk_batch is not None and (isinstance(chunk_batch, bool) or chunk_batch < 1):
             raise ValueError(f"chunk_batch must be at least 1, got {chunk_batch!r}")
-        self.generator = Generator(resolve_model(model), device=device, threads=threads)
+        # with the pipeline, the model's threads must not busy-wait on the cores the DSP needs
+        self.generator = Generator(resolve_model(model), device=device, threads=threads, spin=not pipeline)
         self.config = self.generator.config
         if chunk_batch is None:
             chunk_batch = CUDA_CHUNK_BATCH if self.generator.device == "cuda" else 1

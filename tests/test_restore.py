@@ -309,6 +309,18 @@ def test_pipeline_runs_the_model_on_a_worker_with_the_same_output(batch: int) ->
         np.testing.assert_array_equal(a, b)
 
 
+def test_pipeline_stops_the_model_threads_busy_waiting() -> None:
+    def spinning(r: Restorer) -> str:
+        opts = r.generator.session.get_session_options()
+        try:
+            return opts.get_session_config_entry("session.intra_op.allow_spinning")
+        except Exception:  # noqa: BLE001 - onnxruntime's error for an unset key
+            return "default"
+
+    assert spinning(Restorer(FILL_MODEL, device="cpu", threads=2)) == "0"  # pipeline by default
+    assert spinning(Restorer(FILL_MODEL, device="cpu", threads=2, pipeline=False)) == "default"
+
+
 def test_pipeline_model_failure_leaves_nothing(stereo_wav: tuple[np.ndarray, Path], tmp_path: Path) -> None:
     _, src = stereo_wav
     r = Restorer(FILL_MODEL, device="cpu", threads=1)
