@@ -6,11 +6,11 @@ Run it in the background (``nohup ... &``); it checkpoints to ``RUN/last.pt``
 every ``--ckpt-every`` steps and resumes from there when started again.
 Step cost on 2 CPU cores (the defaults: batch 8, 512 bins x 128 frames, base 8):
 ~0.3 s, 0.5-0.7 s once the critic trains. ``--init models/train-state`` goes on
-from the shipped model's weights, with their architecture. ``--arch band
---depth 3 --distill models/train-state`` trains the cheaper band generator
-(``nets.BandGenerator``, ~0.4 s per step on one core without the critic)
-against the shipped one as a teacher; ``--init models/band-state`` goes on
-from the last such run.
+from the shipped model's weights (the band generator, ``nets.BandGenerator``,
+0.2-0.4 s per step on one core without the critic), with their architecture;
+add ``--distill models/unet-state --distill-weight 10 --nsim 16 --warmup
+1000000`` for its recipe (the U-Net it was distilled from as a teacher, no
+critic). ``--init models/unet-state`` goes on from that U-Net.
 """
 
 from __future__ import annotations
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--envelope", type=float, default=0.0,
                     help="weight of the fast band-envelope term (losses.envelope_loss); 0 leaves it out")
     ap.add_argument("--distill", type=Path, default=None,
-                    help="a train-state folder (models/train-state): its averaged generator is a teacher whose "
+                    help="a train-state folder (models/unet-state): its averaged generator is a teacher whose "
                          "band levels the new one also learns (losses.level_l1)")
     ap.add_argument("--distill-weight", type=float, default=2.0)
     ap.add_argument("--gain-db", type=float, default=12.0)
