@@ -32,7 +32,7 @@ from mp3fix.chunking import stream_overlap_add
 from mp3fix.model import DEFAULT_SEED, band_mask, resolve_model
 from mp3fix.phase import STRATEGIES, copy_phase_sources, restore_phase
 from mp3fix.runtime import Generator
-from mp3fix.spectral import detect_cutoff, istft, log_magnitude, stft
+from mp3fix.spectral import detect_cutoff, interior_frames, istft, log_magnitude, stft
 
 Z_BLOCK = 64
 # Chunks per generator call on CUDA: one 9 s chunk of stereo is too small a batch
@@ -239,7 +239,9 @@ class Restorer:
         with self._stage("stft"):
             spec = stft(chunk[:c], cfg.n_fft, cfg.hop)  # (C, bins+1, frames)
             low = spec[:, : cfg.n_bins]
-            cutoff = detect_cutoff(np.abs(low) ** 2, cfg.cutoff_drop_db, cfg.cutoff_width)
+            # not the edge frames: they hold the click of the chunk's cut-out edges
+            inner = low[..., interior_frames(n, cfg.n_fft, cfg.hop)]
+            cutoff = detect_cutoff(np.abs(inner) ** 2, cfg.cutoff_drop_db, cfg.cutoff_width)
         if cutoff >= cfg.n_bins - cfg.full_band_margin_bins:
             return None
         with self._stage("model"):

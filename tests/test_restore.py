@@ -18,7 +18,7 @@ from mp3fix import audio, restore
 from mp3fix.errors import DecodeError, OutputError
 from mp3fix.restore import Z_BLOCK, Restorer, draw_z
 from mp3fix.runtime import Generator
-from mp3fix.spectral import detect_cutoff
+from mp3fix.spectral import detect_cutoff, interior_frames
 from tests.helpers import (
     FILL_MODEL,
     IDENTITY_MODEL,
@@ -198,6 +198,19 @@ def test_chunk_borders_are_seamless(fill: Restorer, fill_input: np.ndarray,
     out = np.concatenate(list(fill.restore_stream(blocks, seed=0, variants=3)), axis=1)
     for v in range(3):
         np.testing.assert_allclose(out[2 * v : 2 * v + 2], fill_outputs[v], rtol=0, atol=1e-6)
+
+
+def test_gentle_cutoff_in_a_chunk_cut_from_a_song_is_restored(fill: Restorer) -> None:
+    """A chunk is cut out of the song at non-zero samples; the click of those
+    edges must not hide the band edge, or the chunk would pass unrestored."""
+    from tests.test_spectral import bass_heavy_with_gentle_cutoff
+
+    width = fill.config.segment + 2 * fill.config.context
+    chunk = bass_heavy_with_gentle_cutoff(width, seed=3)
+    out = fill.process_chunk(chunk, 10 * width, seed=0, variants=1)
+    hi = slice(int(4500 / SR * 1024), 512)
+    inner = interior_frames(width, 1024, 512)  # measured away from the edge clicks
+    assert stft_mag(out)[:, hi][..., inner].mean() > 100 * stft_mag(chunk)[:, hi][..., inner].mean()
 
 
 def test_silence_stays_silent(fill: Restorer) -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.signal import ellip, sosfilt
 
-from mp3fix.spectral import detect_cutoff, hann, istft, log_magnitude, n_frames, stft
+from mp3fix.spectral import detect_cutoff, hann, interior_frames, istft, log_magnitude, n_frames, stft
 from tests.helpers import brickwall, white_noise
 
 N_FFT, HOP, SR = 1024, 512, 44100
@@ -108,3 +108,32 @@ def test_detect_cutoff_ignores_gentle_slope() -> None:
     f[0] = 1.0
     pink = np.fft.irfft(spec / np.sqrt(f), n=SR).astype(np.float32)
     assert detect_cutoff(_power(pink)) == N_FFT // 2
+
+
+@pytest.mark.parametrize("n", [1, 511, 512, 1024, 1025, 4096, 4097, 10 * 512 + 300])
+def test_interior_frames_are_exactly_those_inside_the_signal(n: int) -> None:
+    n_fft, hop = 1024, 512
+    frames = n_frames(n, hop)
+    inside = [t for t in range(frames) if t * hop - n_fft // 2 >= 0 and t * hop + n_fft // 2 <= n]
+    got = list(range(frames))[interior_frames(n, n_fft, hop)]
+    assert got == (inside or list(range(frames)))
+
+
+def bass_heavy_with_gentle_cutoff(n: int, sr: int = 44100, seed: int = 0) -> np.ndarray:
+    """Loud 1/f noise whose level ramps down 20 dB over 3.5-4.2 kHz, nothing above:
+    a low-bitrate MP3's band edge, cut out of a song at non-zero samples."""
+    x = np.random.default_rng(seed).standard_normal((2, n))
+    spec = np.fft.rfft(x, axis=-1)
+    f = np.fft.rfftfreq(n, 1 / sr)
+    gain = 10 ** (np.where(f < 3500, 0.0, -20 * (f - 3500) / 700) / 20) / np.maximum(f, 30)
+    gain[f > 4200] = 0
+    x = np.fft.irfft(spec * gain, n=n, axis=-1)
+    return (0.9 * x / np.abs(x).max()).astype(np.float32)
+
+
+def test_edge_frames_would_hide_a_gentle_cutoff() -> None:
+    x = bass_heavy_with_gentle_cutoff(895 * 512)
+    power = np.abs(stft(x, 1024, 512)[:, :512]) ** 2
+    assert detect_cutoff(power) == 512  # the edge clicks fill the empty band in
+    cutoff = detect_cutoff(power[..., interior_frames(x.shape[-1], 1024, 512)])
+    assert 3500 / 44100 * 1024 < cutoff < 4700 / 44100 * 1024  # the end of the ramp, + width/2
