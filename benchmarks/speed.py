@@ -131,7 +131,6 @@ def main() -> None:
         restorer.restore_file(src, [Path(tmp) / "serial.wav"])
         serial_total = time.perf_counter() - t
         st = restorer.timings
-        st.pop("model_call", None)  # inside "model" when called in line
         # the library as the command runs it: generator calls on a worker thread
         # overlapping the decoding, transforms and writing of the other chunks
         restorer = Restorer(a.model, device=a.device, threads=a.threads)

@@ -206,23 +206,16 @@ class Restorer:
             for p in todo:
                 p.inputs = ()  # the stacked copy is all the generator needs
 
-        def call() -> tuple[np.ndarray, float]:
-            t = time.perf_counter()
-            out = self.generator(*inputs)
-            return out, time.perf_counter() - t
-
         if executor is None:
             with self._stage("model"):
-                done = call()
-            result: Callable[[], tuple[np.ndarray, float]] = lambda: done  # noqa: E731
+                done = self.generator(*inputs)
+            result: Callable[[], np.ndarray] = lambda: done  # noqa: E731
         else:
-            result = executor.submit(call).result
+            result = executor.submit(self.generator, *inputs).result
 
         def collect() -> list[np.ndarray]:
             with self._stage("model"):  # with a worker, only the time spent waiting for it
-                out, seconds = result()
-            if self.timings is not None:
-                self.timings["model_call"] = self.timings.get("model_call", 0.0) + seconds
+                out = result()
             restored = out[:, 0, :, : todo[0].spec.shape[-1]]
             rows = variants * todo[0].spec.shape[0]
             for j, prep in enumerate(todo):
