@@ -94,8 +94,9 @@ def interior_frames(n_samples: int, n_fft: int, hop: int) -> slice:
     The others overlap the zero padding, so wherever the signal does not start
     or end at zero they hold the click of that step: broadband energy that
     fills in the empty band above a codec's cutoff (by 30-40 dB on bass-heavy
-    music) and can hide the cutoff from :func:`detect_cutoff`. All frames when
-    no frame is wholly inside.
+    music). :func:`detect_cutoff` is built to see through a few such frames;
+    leaving them out costs nothing and spares it the work. All frames when no
+    frame is wholly inside.
     """
     frames = n_frames(n_samples, hop)
     first = -(-(n_fft // 2) // hop)  # t * hop - n_fft/2 >= 0
@@ -110,25 +111,43 @@ def log_magnitude(spec: np.ndarray, floor: float) -> np.ndarray:
     return np.log(np.abs(spec) + floor).astype(np.float32)
 
 
-def detect_cutoff(power: np.ndarray, drop_db: float = 20.0, width: int = 6) -> int:
+def detect_cutoff(power: np.ndarray, drop_db: float = 20.0, width: int = 6, active_db: float = 50.0,
+                  floor_db: float = 70.0, groups: int = 8, group_frames: int = 8) -> int:
     """First bin above the codec's low-pass, from a power spectrogram (..., bins, frames).
 
-    A codec's low-pass is a cliff: the mean level falls by more than ``drop_db``
-    between the ``width`` bins below a point and the ``width`` bins above it,
-    far steeper than any musical spectrum falls. The cutoff is the end of the
-    highest such cliff. A level threshold would not do: the analysis window's
-    leakage floor (~-70 dB for Hann) can sit above any fixed threshold. Returns
-    ``bins`` (nothing to restore) for silence or when there is no cliff.
+    A codec's low-pass is a cliff: the typical level falls by more than
+    ``drop_db`` between the ``width`` bins below a point and the ``width`` bins
+    above it, far steeper than any musical spectrum falls. The cutoff is the end
+    of the highest such cliff whose top is within ``floor_db`` of the loudest
+    bin's level: lower ones are in the noise floor (the resampler's own edge at
+    the MP3's Nyquist, 100 dB down, is one). A level threshold would not do: the
+    analysis window's leakage floor (~-70 dB for Hann) can sit above any fixed
+    threshold.
+
+    The typical level of a bin is a median of means: the frames within
+    ``active_db`` of the loudest one (silence left out) are cut into up to
+    ``groups`` runs of at least ``group_frames``, each run's power is averaged
+    over its frames and the channels, and each bin takes the median over runs.
+    A plain mean would let a few frames of broadband energy (the click where a
+    file starts or stops abruptly, a glitch) fill the empty band above the
+    cutoff by 30-40 dB and hide the cliff; a median over frames would take the
+    encoder's frame-by-frame holes below its cutoff for a cliff.
+    Returns ``bins`` (nothing to restore) for silence or when there is no cliff.
     """
-    bins = power.shape[-2]
-    mean = np.moveaxis(power, -2, 0).reshape(bins, -1).mean(axis=1)
-    if bins < 2 * width + 1 or float(mean.max()) <= 1e-12:
+    bins, t = power.shape[-2], power.shape[-1]
+    p = np.moveaxis(power, -2, 0).reshape(bins, -1, t)  # (bins, channels, frames)
+    if bins < 2 * width + 1 or p.size == 0 or float(p.mean(axis=(1, 2)).max()) <= 1e-12:
         return bins
+    energy = p.sum(axis=(0, 1))
+    p = p[:, :, energy >= energy.max() * 10.0 ** (-active_db / 10.0)]
+    n = max(1, min(groups, p.shape[-1] // group_frames))
+    mean = np.median(np.stack([g.mean(axis=(1, 2)) for g in np.array_split(p, n, axis=-1)]), axis=0)
     level = 10.0 * np.log10(mean + 1e-20)
     c = np.concatenate([[0.0], np.cumsum(level)])
     k = np.arange(width, bins - width + 1)
     drop = (c[k] - c[k - width]) / width - (c[k + width] - c[k]) / width
-    cand = np.nonzero(drop > drop_db)[0]
+    top = (c[k] - c[k - width]) / width  # mean level of the bins below each point
+    cand = np.nonzero((drop > drop_db) & (top > level.max() - floor_db))[0]
     if cand.size == 0:
         return bins
     last = first = int(cand[-1])

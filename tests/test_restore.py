@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from scipy.signal.windows import tukey
 
 from mp3fix import audio, restore
 from mp3fix.errors import DecodeError, OutputError
@@ -259,7 +260,8 @@ class RecordingGenerator:
 def test_chunk_batch_gives_the_same_output(phase: str) -> None:
     # 7 chunks run as groups of 3, 3 and 1. Chunks 0-1 are cut at 3 kHz, the rest
     # at 5 kHz, so the first group mixes cutoffs; chunk 4 alone also holds white
-    # noise (nothing to restore), so the second group sends only chunks 3 and 5.
+    # noise over two thirds of its frames (full band most of the time: nothing to
+    # restore), so the second group sends only chunks 3 and 5.
     cfg = Restorer(FILL_MODEL, device="cpu", threads=1).config
     seg, ov, ctx = cfg.segment, cfg.overlap, cfg.context
     step = seg - ov
@@ -269,8 +271,13 @@ def test_chunk_batch_gives_the_same_output(phase: str) -> None:
     w = np.clip((t - edge) / 2000, 0, 1)
     w = (np.sin(np.pi / 2 * w) ** 2).astype(np.float32)  # 3 kHz -> 5 kHz, smoothly
     x = (1 - w) * faded_lowpass(n, 2, seed=11, edge_hz=3000) + w * faded_lowpass(n, 2, seed=12)
-    lo, hi = 4 * step + ov + ctx, 5 * step - ctx  # seen by chunk 4 only
-    x[:, lo:hi] += 0.3 * np.hanning(hi - lo).astype(np.float32) * white_noise(hi - lo, 2, seed=13, scale=1.0)
+    # chunk 4 sees [4 step - ctx, 4 step + seg + ctx): noise over 66 of its 96
+    # frames, and over a third of chunk 3's and a sixth of chunk 5's, which the
+    # cutoff detector's median of run means passes over
+    hop = cfg.hop
+    assert (seg, ov, ctx) == (64 * hop, 8 * hop, 16 * hop)  # the frame counts above
+    lo, hi = 4 * step - 10 * hop, 4 * step + 56 * hop
+    x[:, lo:hi] += 0.3 * tukey(hi - lo, 0.1).astype(np.float32) * white_noise(hi - lo, 2, seed=13, scale=1.0)
 
     out = {}
     for batch in (1, 3):

@@ -131,9 +131,55 @@ def bass_heavy_with_gentle_cutoff(n: int, sr: int = 44100, seed: int = 0) -> np.
     return (0.9 * x / np.abs(x).max()).astype(np.float32)
 
 
-def test_edge_frames_would_hide_a_gentle_cutoff() -> None:
+def _gentle_range() -> tuple[float, float]:
+    return 3500 / 44100 * 1024, 4700 / 44100 * 1024  # the end of the ramp, + width/2
+
+
+def test_edge_clicks_do_not_hide_a_gentle_cutoff() -> None:
     x = bass_heavy_with_gentle_cutoff(895 * 512)
     power = np.abs(stft(x, 1024, 512)[:, :512]) ** 2
-    assert detect_cutoff(power) == 512  # the edge clicks fill the empty band in
-    cutoff = detect_cutoff(power[..., interior_frames(x.shape[-1], 1024, 512)])
-    assert 3500 / 44100 * 1024 < cutoff < 4700 / 44100 * 1024  # the end of the ramp, + width/2
+    lo, hi = _gentle_range()
+    # the edge frames hold the clicks of the cut-out ends: broadband, and loud
+    # enough that with a plain mean over frames (one group) there is no cliff
+    assert detect_cutoff(power, groups=1) == 512
+    assert lo < detect_cutoff(power) < hi
+    assert lo < detect_cutoff(power[..., interior_frames(x.shape[-1], 1024, 512)]) < hi
+
+
+def test_click_inside_the_signal_does_not_hide_the_cutoff() -> None:
+    # a gapless track cut out of an album: zeros, then music starting at full level
+    x = bass_heavy_with_gentle_cutoff(600 * 512, seed=1)
+    x = np.concatenate([np.zeros((2, 200 * 512), np.float32), x], axis=-1)
+    lo, hi = _gentle_range()
+    assert lo < detect_cutoff(_power(x)) < hi
+
+
+def test_mostly_silent_chunk_keeps_its_cutoff() -> None:
+    # 40 frames of music in 900 of near-silence (a fade-out's tail, an intro)
+    x = bass_heavy_with_gentle_cutoff(40 * 512 + 1024, seed=2)
+    quiet = 1e-7 * white_noise(900 * 512, channels=2, seed=3)
+    lo, hi = _gentle_range()
+    assert lo < detect_cutoff(_power(np.concatenate([quiet, x], axis=-1))) < hi
+
+
+def test_cliff_in_the_noise_floor_is_not_the_cutoff() -> None:
+    # a 32 kbit/s MP3 at 16 kHz resampled to 44.1: music below 5 kHz, the
+    # codec's noise 80 dB down up to its Nyquist (8 kHz), then nothing
+    music = brickwall(white_noise(2 * SR, seed=7), 5000.0, SR)
+    noise = 1e-4 * brickwall(white_noise(2 * SR, seed=8), 8000.0, SR)
+    got = detect_cutoff(_power(music + noise))
+    edge = 5000 / SR * N_FFT
+    assert edge <= got <= edge + 6, got
+
+
+def test_encoder_holes_below_the_cutoff_are_not_a_cliff() -> None:
+    # the band 3-4.2 kHz is missing from 60% of the frames (a low-bitrate
+    # encoder dropping its top bands frame by frame): the cutoff stays at 4.2 kHz
+    x = brickwall(white_noise(4 * SR, seed=9), 4200.0, SR)
+    spec = stft(x, N_FFT, HOP)[:, : N_FFT // 2]
+    holes = np.random.default_rng(10).random(spec.shape[-1]) < 0.6
+    top = int(3000 / SR * N_FFT)
+    spec[top:, holes] *= 1e-4
+    got = detect_cutoff(np.abs(spec) ** 2)
+    edge = 4200 / SR * N_FFT
+    assert edge <= got <= edge + 6, got
