@@ -390,6 +390,40 @@ def test_level_l1_compares_band_levels_in_the_restored_band() -> None:
     assert float(losses.level_l1(y, x, m, analysis)) == 0.0
 
 
+def test_crps_levels_rewards_variants_spread_like_the_original() -> None:
+    analysis = band_matrices(F, CFG.sample_rate, CFG.n_fft, 64)[0]
+    x, m, _, _ = _inputs()
+    # one answer whatever z is: the score is the L1 of the band levels
+    y = x + 0.3
+    assert abs(float(losses.crps_levels(x, x, y, m, analysis)) - float(losses.level_l1(x, y, m, analysis))) < 1e-5
+    # originals whose band levels are N(0, 1) around the MP3's guess (a gain per
+    # crop and frame): the best single answer (the median) scores E|g| = 0.80,
+    # variants drawn from that same distribution 1.13 - 1.13 / 2 = 0.56
+    g = torch.Generator().manual_seed(0)
+    shape = (64, 1, 1, 64)
+    base = torch.zeros((64, 1, F, 64))
+    mask = torch.ones_like(base)
+    target = base + torch.randn(shape, generator=g)
+    point = float(losses.crps_levels(base, base, target, mask, analysis))
+    spread = float(losses.crps_levels(base + torch.randn(shape, generator=g), base + torch.randn(shape, generator=g),
+                                      target, mask, analysis))
+    assert abs(point - 0.80) < 0.04 and abs(spread - 0.56) < 0.04, (point, spread)
+    # too wide is worse again: N(0, 3^2) variants score 3.2 - 1.7 = 1.5
+    wide = float(losses.crps_levels(base + 3 * torch.randn(shape, generator=g),
+                                    base + 3 * torch.randn(shape, generator=g), target, mask, analysis))
+    assert wide > point
+
+
+def test_training_with_the_crps_term_logs_it(tmp_path: Path) -> None:
+    data = _tiny_data(tmp_path / "data")
+    run = tmp_path / "run"
+    train.main(["--data", str(data), "--run", str(run), "--batch", "2", "--crop", "32", "--warmup", "100",
+                "--val-every", "2", "--ckpt-every", "2", "--threads", "1", "--arch", "band", "--bands", "32",
+                "--base", "4", "--depth", "2", "--crps", "1", "--steps", "2"])
+    header, *rows = (run / "log.csv").read_text().splitlines()
+    assert float(rows[-1].split(",")[header.split(",").index("crps")]) > 0
+
+
 def test_training_a_band_generator_by_distillation(tmp_path: Path) -> None:
     data = _tiny_data(tmp_path / "data")
     teacher_run = tmp_path / "teacher"

@@ -31,6 +31,7 @@ from mp3fix.phase import copy_phase_sources
 from mp3fix.spectral import detect_cutoff
 from mp3fix.train.losses import (
     critic_hinge,
+    crps_levels,
     envelope_loss,
     erb_filterbank,
     feature_matching,
@@ -161,6 +162,10 @@ def main(argv: list[str] | None = None) -> None:
                     help="weight of the auditory-structure (NSIM) term; 0 leaves it out")
     ap.add_argument("--envelope", type=float, default=0.0,
                     help="weight of the fast band-envelope term (losses.envelope_loss); 0 leaves it out")
+    ap.add_argument("--crps", type=float, default=0.0,
+                    help="weight of the two-sample CRPS of the band levels (losses.crps_levels), which "
+                         "rewards variants that spread as far as the original is uncertain; 0 leaves it out "
+                         "(each step then runs the generator once more)")
     ap.add_argument("--distill", type=Path, default=None,
                     help="a train-state folder (models/unet-state): its averaged generator is a teacher whose "
                          "band levels the new one also learns (losses.level_l1)")
@@ -199,11 +204,11 @@ def main(argv: list[str] | None = None) -> None:
     G = build_generator({"kind": a.arch, "bands": a.bands, "fine": a.fine, "base": a.base, "depth": a.depth,
                          "z_channels": cfg.z_channels, "time_levels": a.time_levels, "head": saved_head}).to(dev)
     teacher = None
+    analysis = band_matrices(cfg.n_bins, cfg.sample_rate, cfg.n_fft, 64)[0].to(dev)  # distill and CRPS bands
     if a.distill:
         teacher = build_generator(json.loads((a.distill / "state.json").read_text())["arch"])
         teacher.load_state_dict({k: v.float() for k, v in torch.load(a.distill / "generator-ema.pt").items()})
         teacher = teacher.to(dev).eval().requires_grad_(False)
-        analysis = band_matrices(cfg.n_bins, cfg.sample_rate, cfg.n_fft, 64)[0].to(dev)
     D = Critic(base=a.critic_base).to(dev)
     opt_g = torch.optim.Adam(G.parameters(), lr=a.lr, betas=(0.5, 0.9))
     opt_d = torch.optim.Adam(D.parameters(), lr=a.lr, betas=(0.5, 0.9))
@@ -256,9 +261,9 @@ def main(argv: list[str] | None = None) -> None:
     log = csv.writer(logf)
     if new_log:
         log.writerow(["step", "time", "rec", "g_adv", "fm", "d_loss", "val_lsd_high", "val_lsd_high_mp3", "nsim",
-                      "distill"])
+                      "distill", "crps"])
     t_start = time.time()
-    acc = {"rec": 0.0, "g_adv": 0.0, "fm": 0.0, "d_loss": 0.0, "nsim": 0.0, "distill": 0.0}
+    acc = {"rec": 0.0, "g_adv": 0.0, "fm": 0.0, "d_loss": 0.0, "nsim": 0.0, "distill": 0.0, "crps": 0.0}
     n_acc = 0
     fb = erb_filterbank(cfg.n_bins, cfg.sample_rate, cfg.n_fft).to(dev)
     while step < a.steps:
@@ -283,6 +288,11 @@ def main(argv: list[str] | None = None) -> None:
             acc["nsim"] += ns.item()
         if a.envelope > 0:
             loss = loss + a.envelope * envelope_loss(out, y, m, fb)
+        if a.crps > 0:
+            z2 = torch.randn_like(z)
+            cr = crps_levels(out, G(x, m, z2, cp), y, m, analysis)
+            loss = loss + a.crps * cr
+            acc["crps"] += cr.item()
         if teacher is not None:
             with torch.no_grad():
                 t_out = teacher(x, m, z, cp)
@@ -313,14 +323,15 @@ def main(argv: list[str] | None = None) -> None:
             rate = (time.time() - t_start) / max(1, n_acc)
             print(f"step {step} rec {acc['rec'] / n_acc:.3f} adv {acc['g_adv'] / n_acc:.3f} "
                   f"d {acc['d_loss'] / n_acc:.3f} nsim {acc['nsim'] / n_acc:.3f} "
-                  f"distill {acc['distill'] / n_acc:.3f} ({rate:.2f} s/step)", flush=True)
+                  f"distill {acc['distill'] / n_acc:.3f} crps {acc['crps'] / n_acc:.3f} ({rate:.2f} s/step)",
+                  flush=True)
         if step % a.ckpt_every == 0 or step % a.val_every == 0 or step == a.steps:
             metrics = validate(G_ema, val, cfg) if (step % a.val_every == 0 or step == a.steps) else {}
             row = [step, round(time.time() - t_start, 1)]
             row += [round(acc[k] / max(1, n_acc), 4) for k in ("rec", "g_adv", "fm", "d_loss")]
             row += [round(metrics.get("val_lsd_high", float("nan")), 3) if metrics else "",
                     round(metrics.get("val_lsd_high_mp3", float("nan")), 3) if metrics else ""]
-            row += [round(acc["nsim"] / max(1, n_acc), 4), round(acc["distill"] / max(1, n_acc), 4)]
+            row += [round(acc[k] / max(1, n_acc), 4) for k in ("nsim", "distill", "crps")]
             log.writerow(row)
             logf.flush()
             if metrics:
