@@ -12,10 +12,6 @@ mp3fix (seed 0). ``--excerpts N`` scores N excerpts per track, centred at
 paired differences are then averaged per track first, so the standard error
 is over tracks, not over correlated excerpts of one track. ``spread`` is the LSD between two mp3fix variants (seeds 0
 and 1) above the cutoff; below it the variants are identical by construction.
-mp3fix is told the band LAME keeps at each setting, as ``mp3fix restore`` reads
-it from a file's bitrate and rate (``mp3fix.codec``), and leaves a passage alone
-where the cliff is the recording's own edge; ``--no-guard`` restores everywhere.
-The baselines are not told.
 Prints a markdown table; ``--json`` writes the numbers, ``--pictures DIR``
 writes before/after/variant spectrograms.
 """
@@ -36,7 +32,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baselines import band_copy, noise_fill  # noqa: E402
 
 from mp3fix.audio import decode  # noqa: E402
-from mp3fix.codec import encoder_band_hz  # noqa: E402
 from mp3fix.restore import Restorer  # noqa: E402
 from mp3fix.spectral import detect_cutoff, stft  # noqa: E402
 from mp3fix.train.dataset import EncoderConfig, encode_mp3  # noqa: E402
@@ -121,8 +116,6 @@ def main() -> None:
     ap.add_argument("--json", type=Path)
     ap.add_argument("--pictures", type=Path)
     ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--no-guard", action="store_true",
-                    help="restore even where the cliff is the recording's own edge (mp3fix.codec)")
     a = ap.parse_args()
     tracks = json.loads((a.data / "splits.json").read_text())["splits"][a.split][: a.tracks]
     restorer = Restorer(a.model, device="cpu", threads=a.threads)
@@ -143,9 +136,7 @@ def main() -> None:
                 dec, _ = decode(mp3, SR)
             n = min(dec.shape[1], ref.shape[1])
             dec, r = dec[:, :n], ref[:, :n]
-            # what the runtime knows from an MP3 file: the band its encoder keeps
-            band = None if a.no_guard else encoder_band_hz("mp3", s.kbps, s.channels, s.rate)
-            v0, v1 = restorer.restore(dec, SR, seed=0, variants=2, encoder_band_hz=band)
+            v0, v1 = restorer.restore(dec, SR, seed=0, variants=2)
             outs = {"mp3": dec, "noise fill": noise_fill(dec), "band copy": band_copy(dec), "mp3fix": v0}
             key = f"{s.kbps}"
             row: dict = {"track": Path(path).name, "excerpt": ei, "kbps": s.kbps, "lsd": {}, "visqol": {}}
@@ -188,10 +179,6 @@ def main() -> None:
             se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
             paired[key] = {"mean": float(d.mean()), "se": se, "won": int((d > 0).sum()), "tracks": len(d)}
             print(f"  {key} kbit/s: {d.mean():+.3f} +/- {se:.3f}, {int((d > 0).sum())}/{len(d)} tracks")
-    if vq is not None:
-        worse = {k: sum(r["visqol"][k] < r["visqol"]["mp3"] - 0.1 for r in rows) for k in systems[1:]}
-        print(f"\nexcerpt-bitrate cases more than 0.1 ViSQOL below the MP3 (of {len(rows)}): "
-              + ", ".join(f"{k} {n}" for k, n in worse.items()))
     print("\nvariant spread (LSD between seeds 0 and 1 above the cutoff, dB): "
           + ", ".join(f"{k} kbit/s {mean(v)}" for k, v in spread.items()))
     if a.json:
