@@ -179,6 +179,10 @@ def main() -> None:
             se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
             paired[key] = {"mean": float(d.mean()), "se": se, "won": int((d > 0).sum()), "tracks": len(d)}
             print(f"  {key} kbit/s: {d.mean():+.3f} +/- {se:.3f}, {int((d > 0).sum())}/{len(d)} tracks")
+    if vq is not None:
+        worse = {k: sum(r["visqol"][k] < r["visqol"]["mp3"] - 0.1 for r in rows) for k in systems[1:]}
+        print(f"\ncases (excerpt x bitrate, of {len(rows)}) more than 0.1 ViSQOL below the MP3: "
+              + ", ".join(f"{k} {n}" for k, n in worse.items()))
     print("\nvariant spread (LSD between seeds 0 and 1 above the cutoff, dB): "
           + ", ".join(f"{k} kbit/s {mean(v)}" for k, v in spread.items()))
     if a.json:
