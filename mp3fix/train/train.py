@@ -8,9 +8,10 @@ Step cost on 2 CPU cores (the defaults: batch 8, 512 bins x 128 frames, base 8):
 ~0.3 s, 0.5-0.7 s once the critic trains. ``--init models/train-state`` goes on
 from the shipped model's weights (the band generator, ``nets.BandGenerator``,
 0.2-0.4 s per step on one core without the critic), with their architecture;
-add ``--distill models/unet-state --distill-weight 10 --nsim 16 --warmup
-1000000`` for its recipe (the U-Net it was distilled from as a teacher, no
-critic). ``--init models/unet-state`` goes on from that U-Net.
+add ``--distill models/unet-state --distill-weight 3 --nsim 16 --crps 10
+--warmup 1000000`` for its recipe (the U-Net it was distilled from as a
+teacher, the CRPS term that makes it use z, no critic; 0.3 s per step).
+``--init models/unet-state`` goes on from that U-Net.
 """
 
 from __future__ import annotations
