@@ -145,9 +145,9 @@ def detect_cutoff(power: np.ndarray, drop_db: float = 20.0, width: int = 6, acti
     level = 10.0 * np.log10(mean + 1e-20)
     c = np.concatenate([[0.0], np.cumsum(level)])
     k = np.arange(width, bins - width + 1)
-    drop = (c[k] - c[k - width]) / width - (c[k + width] - c[k]) / width
-    top = (c[k] - c[k - width]) / width  # mean level of the bins below each point
-    cand = np.nonzero((drop > drop_db) & (top > level.max() - floor_db))[0]
+    below = (c[k] - c[k - width]) / width  # mean level of the bins below each point
+    drop = below - (c[k + width] - c[k]) / width
+    cand = np.nonzero((drop > drop_db) & (below > level.max() - floor_db))[0]
     if cand.size == 0:
         return bins
     last = first = int(cand[-1])

@@ -210,13 +210,16 @@ def envelope_loss(out: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, f
 # units on ERB-spaced bands, over the bands the MP3 lost.
 
 
+def _band_levels(logmag: torch.Tensor, analysis: torch.Tensor) -> torch.Tensor:
+    """(B,1,F,T) log magnitude -> (B,1,bands,T) log band RMS magnitude; ``analysis`` (bands, F)."""
+    return 0.5 * torch.log(torch.matmul(analysis, torch.exp(2.0 * logmag)) + 1e-10)
+
+
 def level_l1(out: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, analysis: torch.Tensor) -> torch.Tensor:
     """Mean |difference| of log band RMS magnitude over the restored bands; ``analysis`` (bands, F)."""
-    def levels(logmag: torch.Tensor) -> torch.Tensor:
-        return 0.5 * torch.log(torch.matmul(analysis, torch.exp(2.0 * logmag)) + 1e-10)
-
     w = (torch.matmul(analysis, mask) > 0.5).float()
-    return ((levels(out) - levels(target)).abs() * w).sum() / w.sum().clamp_min(1.0)
+    diff = _band_levels(out, analysis) - _band_levels(target, analysis)
+    return (diff.abs() * w).sum() / w.sum().clamp_min(1.0)
 
 
 def crps_levels(out: torch.Tensor, out2: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
@@ -230,10 +233,7 @@ def crps_levels(out: torch.Tensor, out2: torch.Tensor, target: torch.Tensor, mas
     one answer whatever z is, which is why variants of an L1-trained generator
     hardly differ.
     """
-    def levels(logmag: torch.Tensor) -> torch.Tensor:
-        return 0.5 * torch.log(torch.matmul(analysis, torch.exp(2.0 * logmag)) + 1e-10)
-
-    a, b, y = levels(out), levels(out2), levels(target)
+    a, b, y = (_band_levels(t, analysis) for t in (out, out2, target))
     w = (torch.matmul(analysis, mask) > 0.5).float()
     score = 0.5 * ((a - y).abs() + (b - y).abs()) - 0.5 * (a - b).abs()
     return (score * w).sum() / w.sum().clamp_min(1.0)

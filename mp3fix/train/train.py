@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--crps", type=float, default=0.0,
                     help="weight of the two-sample CRPS of the band levels (losses.crps_levels), which "
                          "rewards variants that spread as far as the original is uncertain; 0 leaves it out "
-                         "(each step then runs the generator once more)")
+                         "(above 0 each step runs the generator twice)")
     ap.add_argument("--distill", type=Path, default=None,
                     help="a train-state folder (models/unet-state): its averaged generator is a teacher whose "
                          "band levels the new one also learns (losses.level_l1)")
