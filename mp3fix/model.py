@@ -44,6 +44,9 @@ class ModelConfig:
     context_frames: int = 64
     train_crop_frames: int = 128
     copy_width_bins: int = 64  # band below the cutoff that is replicated upwards
+    # level calibration of the restored band: [cutoff Hz, dB] points, linear in
+    # between and flat beyond the ends (see ``extension_gain``); empty: none
+    extension_gain_db: list[list[float]] = field(default_factory=list)
     input_names: list[str] = field(default_factory=lambda: ["logmag", "mask", "z", "copied"])
     output_names: list[str] = field(default_factory=lambda: ["restored"])
     sha256: str = ""
@@ -79,6 +82,20 @@ def band_mask(cutoff: int, n_bins: int, ramp: int) -> np.ndarray:
     if ramp <= 0:
         return (k >= cutoff).astype(np.float32)
     return np.clip((k - (cutoff - ramp)) / ramp, 0.0, 1.0).astype(np.float32)
+
+
+def extension_gain(cutoff: int, cfg: ModelConfig) -> float:
+    """Natural-log gain for the restored band of a chunk whose cutoff is bin ``cutoff``.
+
+    ``cfg.extension_gain_db`` holds [cutoff Hz, dB] points chosen on the
+    validation tracks after training; the gain is interpolated linearly in Hz
+    and held flat beyond the first and last points. No points: no gain.
+    """
+    if not cfg.extension_gain_db:
+        return 0.0
+    hz, db = zip(*sorted(cfg.extension_gain_db), strict=True)
+    f = cutoff * cfg.sample_rate / cfg.n_fft
+    return float(np.interp(f, hz, db)) / 20.0 * float(np.log(10.0))
 
 
 def sha256_of(path: Path) -> str:

@@ -29,7 +29,7 @@ import numpy as np
 
 from mp3fix import audio
 from mp3fix.chunking import stream_overlap_add
-from mp3fix.model import DEFAULT_SEED, band_mask, resolve_model
+from mp3fix.model import DEFAULT_SEED, band_mask, extension_gain, resolve_model
 from mp3fix.phase import STRATEGIES, copy_phase_sources, restore_phase
 from mp3fix.runtime import Generator
 from mp3fix.spectral import detect_cutoff, interior_frames, istft, log_magnitude, stft
@@ -263,6 +263,9 @@ class Restorer:
         spec, first_frame = prep.spec, prep.first_frame
         c, frames = spec.shape[0], spec.shape[-1]
         with self._stage("phase"):
+            gain = extension_gain(prep.cutoff, cfg)
+            if gain:  # on the restored band only: the MP3's own bins keep their level
+                restored = restored + (gain * prep.mask1)[:, None].astype(np.float32)
             mag = np.maximum(np.exp(restored) - cfg.log_floor, 0.0)
             mp3_low = np.tile(spec[:, : cfg.n_bins], (variants, 1, 1))
             random_phase = None

@@ -176,6 +176,21 @@ def test_intact_band_is_unchanged(fill: Restorer, fill_input: np.ndarray, fill_o
         assert np.max(np.abs(brickwall(y, 4000, SR) - brickwall(x, 4000, SR))) < 1e-4
 
 
+def test_extension_gain_scales_the_restored_band_only(fill_input: np.ndarray,
+                                                      fill_outputs: list[np.ndarray]) -> None:
+    quieter = Restorer(FILL_MODEL, device="cpu", threads=1)
+    quieter.config.extension_gain_db = [[1000.0, -6.0]]  # one point: -6 dB at every cutoff
+    (y,) = quieter.restore(fill_input, SR, seed=0, variants=1)
+    cut = _cutoff(fill_input)
+    m0, m1 = stft_mag(fill_outputs[0]), stft_mag(y)
+    # restored band: 6 dB down (half the magnitude, a quarter of the energy)
+    ratio = (m1[..., cut + 4 :, :] ** 2).sum() / (m0[..., cut + 4 :, :] ** 2).sum()
+    assert ratio == pytest.approx(10 ** (-6 / 10), rel=0.05)
+    # the MP3's own band: as without the gain
+    keep = cut - quieter.config.mask_ramp_bins - 4
+    assert np.linalg.norm(m1[..., :keep, :] - m0[..., :keep, :]) < 1e-4 * np.linalg.norm(m0[..., :keep, :])
+
+
 def test_variants_differ_only_above_cutoff(fill_input: np.ndarray, fill_outputs: list[np.ndarray]) -> None:
     cut = _cutoff(fill_input)
     d = stft_mag(fill_outputs[0] - fill_outputs[1])

@@ -445,3 +445,11 @@ def test_training_a_band_generator_by_distillation(tmp_path: Path) -> None:
                 "--batch", "2"])  # resumes as a band generator without the flags
     _, G, _, step = export.load_run(run)
     assert step == 6 and isinstance(G, BandGenerator) and G.bands == 32
+
+
+def test_extension_gain_points_parse_and_bad_ones_are_refused() -> None:
+    assert export.parse_points("8000:0, 10000:-2.5") == [[8000.0, 0.0], [10000.0, -2.5]]
+    assert export.parse_points("") == []
+    for bad in ("8000", "8000:0:1", "a:b"):
+        with pytest.raises(SystemExit, match="extension-gain-db"):
+            export.parse_points(bad)

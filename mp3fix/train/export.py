@@ -63,6 +63,19 @@ def parity(G: Generator | BandGenerator, path: Path, cfg: ModelConfig, frames: i
     return float(np.abs(out - ref).max())
 
 
+def parse_points(text: str) -> list[list[float]]:
+    """"8000:0,10000:-2.5" -> [[8000.0, 0.0], [10000.0, -2.5]]."""
+    points = []
+    for p in text.split(","):
+        if p.strip():
+            try:
+                hz, db = (float(v) for v in p.split(":"))
+            except ValueError as exc:
+                raise SystemExit(f"--extension-gain-db: expected HZ:DB,..., got {p!r}") from exc
+            points.append([hz, db])
+    return points
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", type=Path, default=Path("runs/gan"))
@@ -71,6 +84,9 @@ def main() -> None:
     ap.add_argument("--status", default="")
     ap.add_argument("--data", type=Path, default=Path("data/pairs"), help="for the training-data summary")
     ap.add_argument("--metrics", type=Path, help="JSON of measured metrics to put in the sidecar")
+    ap.add_argument("--extension-gain-db", default="", metavar="HZ:DB,...",
+                    help="level calibration of the restored band by cutoff, chosen on validation "
+                         "(e.g. 8000:0,10000:-2.5); default none")
     a = ap.parse_args()
     G_raw, G, D, step = load_run(a.run)
     a.models.mkdir(parents=True, exist_ok=True)
@@ -93,6 +109,7 @@ def main() -> None:
         "onnx_parity_max_abs": err,
     }
     cfg.metrics = json.loads(a.metrics.read_text()) if a.metrics else {}
+    cfg.extension_gain_db = parse_points(a.extension_gain_db)
     cfg.status = a.status or f"checkpoint at step {step}"
     cfg.sha256 = sha256_of(path)
     path.with_name(path.name + ".json").write_text(json.dumps(cfg.to_dict(), indent=1) + "\n")
