@@ -5,7 +5,7 @@
 For each held-out test track (``data/pairs/splits.json``, made by
 ``python -m mp3fix.train.dataset``), a stereo excerpt is encoded with LAME
 (ffmpeg's libmp3lame) at 16, 32 and 64 kbit/s at the sample rates the ``lame``
-command line picks (8, 16, 24 kHz), decoded by mp3fix's decoder, and scored
+command line picks (8, 16, 24 kHz; ``--kbps`` for others), decoded by mp3fix's decoder, and scored
 against the original for: the MP3 itself, the two non-learned baselines, and
 mp3fix (seed 0). ``--excerpts N`` scores N excerpts per track, centred at
 1/(N+1), 2/(N+1), ... of it (N = 1: the middle), for tighter estimates; the
@@ -37,7 +37,16 @@ from mp3fix.spectral import detect_cutoff, stft  # noqa: E402
 from mp3fix.train.dataset import EncoderConfig, encode_mp3  # noqa: E402
 
 SR = 44100
-SETTINGS = [EncoderConfig(16, 2, 8000, 1.0), EncoderConfig(32, 2, 16000, 1.0), EncoderConfig(64, 2, 24000, 1.0)]
+# the rate the lame command line resamples 44.1 kHz stereo to at each bitrate
+# (as in mp3fix.train.dataset.CONFIGS; from 112 kbit/s on it keeps 44.1 kHz)
+LAME_RATE = {16: 8000, 24: 8000, 32: 16000, 48: 22050, 64: 24000, 96: 32000}
+
+
+def setting(kbps: int) -> EncoderConfig:
+    return EncoderConfig(kbps, 2, LAME_RATE.get(kbps, 44100 if kbps >= 112 else 32000), 1.0)
+
+
+SETTINGS = [setting(k) for k in (16, 32, 64)]
 
 
 def lsd(ref: np.ndarray, deg: np.ndarray, n_fft: int = 2048, hop: int = 512) -> float:
@@ -112,24 +121,27 @@ def main() -> None:
     ap.add_argument("--tracks", type=int, default=15)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--excerpts", type=int, default=1, help="excerpts per track (default 1, the middle)")
+    ap.add_argument("--kbps", default="16,32,64",
+                    help="bitrates to encode at, comma-separated (default 16,32,64: the model card's table)")
     ap.add_argument("--no-visqol", action="store_true", help="LSD only (fast)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--pictures", type=Path)
     ap.add_argument("--threads", type=int, default=None)
     a = ap.parse_args()
     tracks = json.loads((a.data / "splits.json").read_text())["splits"][a.split][: a.tracks]
+    settings = [setting(int(k)) for k in a.kbps.split(",")]
     restorer = Restorer(a.model, device="cpu", threads=a.threads)
     vq = None if a.no_visqol else Visqol()
     systems = ["mp3", "noise fill", "band copy", "mp3fix"]
     scores: dict[str, dict[str, dict[str, list[float]]]] = {
-        f"{s.kbps}": {m: {k: [] for k in systems} for m in ("visqol", "lsd")} for s in SETTINGS
+        f"{s.kbps}": {m: {k: [] for k in systems} for m in ("visqol", "lsd")} for s in settings
     }
-    spread: dict[str, list[float]] = {f"{s.kbps}": [] for s in SETTINGS}
+    spread: dict[str, list[float]] = {f"{s.kbps}": [] for s in settings}
     rows: list[dict] = []  # one per track, excerpt and bitrate
     t0 = time.time()
     for ti, (path, ei, ref) in enumerate((p, ei, r) for p in tracks
                                          for ei, r in enumerate(excerpts(p, a.seconds, a.excerpts))):
-        for s in SETTINGS:
+        for s in settings:
             with tempfile.TemporaryDirectory() as tmp:
                 mp3 = Path(tmp) / "x.mp3"
                 encode_mp3(ref, SR, s, mp3)
