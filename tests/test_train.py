@@ -453,3 +453,23 @@ def test_extension_gain_points_parse_and_bad_ones_are_refused() -> None:
     for bad in ("8000", "8000:0:1", "a:b"):
         with pytest.raises(SystemExit, match="extension-gain-db"):
             export.parse_points(bad)
+
+
+def test_tilt_darkens_both_sides_alike_above_1khz(tmp_path: Path) -> None:
+    data = _tiny_data(tmp_path / "data")
+    pairs = train.Pairs(data / "train.npz", CFG)
+    plain = pairs.batch(np.random.default_rng(5), 6, 32, 0.0)
+    tilted = pairs.batch(np.random.default_rng(5), 6, 32, 0.0, tilt_db=6.0)  # same crops
+    k0 = 1000.0 * CFG.n_fft / CFG.sample_rate
+    octaves = np.log2(np.maximum(np.arange(F), k0) / k0)
+    slopes = []
+    for side in (0, 1):  # x (the MP3) and y (the original)
+        a, b = plain[side][:, 0].numpy(), tilted[side][:, 0].numpy()
+        loud = a > np.log(CFG.log_floor) + 5  # far above the floor: log of a gain is exact there
+        db = 20 / np.log(10) * (b - a)  # (crops, bins, frames), dB
+        s = np.array([np.median(db[i][loud[i]] / -np.maximum(octaves[:, None], 1e-9)[loud[i].nonzero()[0]][:, 0])
+                      for i in range(6)])
+        assert np.all(np.abs(db[:, : int(k0)][loud[:, : int(k0)]]) < 1e-3)  # nothing changes below 1 kHz
+        slopes.append(s)
+    assert np.allclose(slopes[0], slopes[1], atol=0.05)  # one tilt per crop, on both sides (floor: not exact)
+    assert np.all((slopes[0] >= 0) & (slopes[0] <= 6.0)) and np.ptp(slopes[0]) > 0.5

@@ -70,15 +70,24 @@ class Pairs:
     def __len__(self) -> int:
         return len(self.x)
 
-    def batch(self, rng: np.random.Generator, size: int, crop: int, gain_db: float) -> tuple[torch.Tensor, ...]:
+    def batch(self, rng: np.random.Generator, size: int, crop: int, gain_db: float,
+              tilt_db: float = 0.0) -> tuple[torch.Tensor, ...]:
         idx = rng.integers(0, len(self), size)
         T = self.x.shape[-1]
         t0 = rng.integers(0, T - crop + 1, size)
         x = np.stack([self.x[i, :, t : t + crop] for i, t in zip(idx, t0, strict=True)]).astype(np.float32)
         y = np.stack([self.y[i, :, t : t + crop] for i, t in zip(idx, t0, strict=True)]).astype(np.float32)
-        if gain_db > 0:
-            # a true gain change in the linear domain, applied to both sides
-            g = (10 ** (rng.uniform(-gain_db, gain_db, size) / 20)).astype(np.float32)[:, None, None]
+        if gain_db > 0 or tilt_db > 0:
+            # a true gain change in the linear domain, applied to both sides; with
+            # tilt_db, also a spectral tilt of 0 to -tilt_db dB per octave above
+            # 1 kHz (a darker recording), so that the model learns to follow the
+            # slope it sees below the cutoff instead of one average slope
+            db = rng.uniform(-gain_db, gain_db, size)[:, None] * np.ones((1, x.shape[1]))
+            if tilt_db > 0:
+                k0 = 1000.0 * self.cfg.n_fft / self.cfg.sample_rate
+                octaves = np.log2(np.maximum(np.arange(x.shape[1]), k0) / k0)
+                db = db - rng.uniform(0.0, tilt_db, size)[:, None] * octaves[None, :]
+            g = (10 ** (db / 20)).astype(np.float32)[:, :, None]
             floor = self.cfg.log_floor
             x = np.log(np.maximum(np.exp(x) - floor, 0) * g + floor)
             y = np.log(np.maximum(np.exp(y) - floor, 0) * g + floor)
@@ -172,6 +181,8 @@ def main(argv: list[str] | None = None) -> None:
                          "band levels the new one also learns (losses.level_l1)")
     ap.add_argument("--distill-weight", type=float, default=2.0)
     ap.add_argument("--gain-db", type=float, default=12.0)
+    ap.add_argument("--tilt-db", type=float, default=0.0,
+                    help="random spectral tilt of each crop, 0 to -TILT dB per octave above 1 kHz, on both sides")
     ap.add_argument("--ema", type=float, default=0.999,
                     help="decay of the exponential moving average of the generator's weights, which is what "
                          "validation and export use (0: the raw weights)")
@@ -268,7 +279,7 @@ def main(argv: list[str] | None = None) -> None:
     n_acc = 0
     fb = erb_filterbank(cfg.n_bins, cfg.sample_rate, cfg.n_fft).to(dev)
     while step < a.steps:
-        x, y, m, cp = (t.to(dev) for t in train.batch(rng, a.batch, a.crop, a.gain_db))
+        x, y, m, cp = (t.to(dev) for t in train.batch(rng, a.batch, a.crop, a.gain_db, a.tilt_db))
         z = torch.randn((x.shape[0], cfg.z_channels) + tuple(x.shape[2:]), device=dev)
         out = G(x, m, z, cp)
         gan = step >= a.warmup
