@@ -12,6 +12,10 @@ mp3fix (seed 0). ``--excerpts N`` scores N excerpts per track, centred at
 paired differences are then averaged per track first, so the standard error
 is over tracks, not over correlated excerpts of one track. ``spread`` is the LSD between two mp3fix variants (seeds 0
 and 1) above the cutoff; below it the variants are identical by construction.
+mp3fix is told the band LAME keeps at each setting, as ``mp3fix restore`` reads
+it from a file's bitrate and rate (``mp3fix.codec``), and from 80 kbit/s up leaves
+a passage alone where the cliff is the recording's own edge; ``--no-guard``
+restores everywhere. The baselines are not told.
 Prints a markdown table; ``--json`` writes the numbers, ``--pictures DIR``
 writes before/after/variant spectrograms.
 """
@@ -32,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baselines import band_copy, noise_fill  # noqa: E402
 
 from mp3fix.audio import decode  # noqa: E402
+from mp3fix.codec import encoder_band_hz  # noqa: E402
 from mp3fix.restore import Restorer  # noqa: E402
 from mp3fix.spectral import detect_cutoff, stft  # noqa: E402
 from mp3fix.train.dataset import EncoderConfig, encode_mp3  # noqa: E402
@@ -127,6 +132,8 @@ def main() -> None:
     ap.add_argument("--json", type=Path)
     ap.add_argument("--pictures", type=Path)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--no-guard", action="store_true",
+                    help="restore even where the cliff is the recording's own edge (mp3fix.codec)")
     a = ap.parse_args()
     tracks = json.loads((a.data / "splits.json").read_text())["splits"][a.split][: a.tracks]
     settings = [setting(int(k)) for k in a.kbps.split(",")]
@@ -148,7 +155,9 @@ def main() -> None:
                 dec, _ = decode(mp3, SR)
             n = min(dec.shape[1], ref.shape[1])
             dec, r = dec[:, :n], ref[:, :n]
-            v0, v1 = restorer.restore(dec, SR, seed=0, variants=2)
+            # what the runtime knows from an MP3 file: the band its encoder keeps
+            band = None if a.no_guard else encoder_band_hz("mp3", s.kbps, s.channels, s.rate)
+            v0, v1 = restorer.restore(dec, SR, seed=0, variants=2, encoder_band_hz=band)
             outs = {"mp3": dec, "noise fill": noise_fill(dec), "band copy": band_copy(dec), "mp3fix": v0}
             key = f"{s.kbps}"
             row: dict = {"track": Path(path).name, "excerpt": ei, "kbps": s.kbps, "lsd": {}, "visqol": {}}

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from mp3fix.codec import encoder_band_hz
 from mp3fix.errors import DecodeError, FfmpegNotFoundError, OutputError
 from mp3fix.mp3info import inspect_mp3
 
@@ -73,6 +74,12 @@ class SourceInfo:
     duration: float | None
     start_trim: int = 0  # samples at sample_rate to drop (MP3 without gapless tag)
     extra: dict[str, str] = field(default_factory=dict)
+    bitrate_kbps: int | None = None  # the stream's (average) bitrate, where ffmpeg says it
+
+    @property
+    def encoder_band_hz(self) -> float | None:
+        """The band the encoder kept at this bitrate (MP3 only), see :mod:`mp3fix.codec`."""
+        return encoder_band_hz(self.codec, self.bitrate_kbps, self.channels, self.sample_rate)
 
     @property
     def out_channels(self) -> int:
@@ -84,6 +91,7 @@ class SourceInfo:
 
 
 _AUDIO_RE = re.compile(r"Stream #\S+.*?: Audio: (\w+).*?, (\d+) Hz, ([^,]+)")
+_KBPS_RE = re.compile(r"(\d+) kb/s")
 _DUR_RE = re.compile(r"Duration: (\d+):(\d+):(\d+\.\d+)")
 _LAYOUT_CHANNELS = {"mono": 1, "stereo": 2, "downmix": 2, "quad": 4, "hexagonal": 6, "octagonal": 8,
                     "hexadecagonal": 16, "22.2": 24}
@@ -132,6 +140,8 @@ def probe(path: str | Path) -> SourceInfo:
             raise DecodeError(f"{path}: not a readable audio file ({_clean_ffmpeg_message(proc.stderr)})")
         raise DecodeError(f"{path}: contains no audio stream")
     codec, rate, layout = m.group(1), int(m.group(2)), m.group(3).strip()
+    line = proc.stderr[m.start() :].splitlines()[0]
+    kbps = _KBPS_RE.search(line)
     channels = _layout_channels(layout)
     d = _DUR_RE.search(proc.stderr)
     duration = int(d.group(1)) * 3600 + int(d.group(2)) * 60 + float(d.group(3)) if d else None
@@ -143,7 +153,8 @@ def probe(path: str | Path) -> SourceInfo:
         if facts.truncated:
             raise DecodeError(f"{path}: MP3 is truncated (its last frame is cut off)")
         start_trim = facts.start_trim
-    return SourceInfo(path, codec, rate, channels, duration, start_trim)
+    return SourceInfo(path, codec, rate, channels, duration, start_trim,
+                      bitrate_kbps=int(kbps.group(1)) if kbps else None)
 
 
 def decode_blocks(

@@ -29,6 +29,7 @@ import numpy as np
 
 from mp3fix import audio
 from mp3fix.chunking import stream_overlap_add
+from mp3fix.codec import own_edge_hz
 from mp3fix.model import DEFAULT_SEED, band_mask, extension_gain, resolve_model
 from mp3fix.phase import STRATEGIES, copy_phase_sources, restore_phase
 from mp3fix.runtime import Generator
@@ -143,6 +144,8 @@ class Restorer:
         self.phase_iters = phase_iters
         # seconds per stage, filled only when a caller (benchmarks/speed.py) sets a dict
         self.timings: dict[str, float] | None = None
+        # chunks passed through because their cliff was the recording's own edge
+        self.own_edge_chunks = 0
 
     @contextmanager
     def _stage(self, name: str) -> Iterator[None]:
@@ -161,16 +164,17 @@ class Restorer:
     def sample_rate(self) -> int:
         return self.config.sample_rate
 
-    def process_chunk(self, chunk: np.ndarray, start: int, seed: int, variants: int) -> np.ndarray:
+    def process_chunk(self, chunk: np.ndarray, start: int, seed: int, variants: int,
+                      lowest_cutoff: int = 0) -> np.ndarray:
         """(variants*C, n) audio chunk starting at absolute sample ``start`` -> restored.
 
         The input rows are the C source channels repeated for each variant; the
         STFT and cutoff are computed once and the generator runs on all rows.
         """
-        return self.process_chunks([chunk], [start], seed, variants)[0]
+        return self.process_chunks([chunk], [start], seed, variants, lowest_cutoff)[0]
 
     def process_chunks(self, chunks: list[np.ndarray], starts: list[int], seed: int,
-                       variants: int) -> list[np.ndarray]:
+                       variants: int, lowest_cutoff: int = 0) -> list[np.ndarray]:
         """Several chunks of one length as in :meth:`process_chunk`, with ONE generator call.
 
         The STFT, cutoff, phase and inverse STFT are per chunk; the generator
@@ -178,19 +182,21 @@ class Restorer:
         into one batch. Mask and copied band are per-row inputs, so chunks with
         different cutoffs batch together; a chunk with nothing to restore is
         passed through and not sent at all. The output is the same as chunk by
-        chunk (the model treats rows independently).
+        chunk (the model treats rows independently). A chunk whose cutoff bin
+        is below ``lowest_cutoff`` is passed through too: that cliff is the
+        recording's own band edge, not the encoder's (see :mod:`mp3fix.codec`).
         """
-        return self._submit(chunks, starts, seed, variants, None)()
+        return self._submit(chunks, starts, seed, variants, None, lowest_cutoff)()
 
     def _submit(self, chunks: list[np.ndarray], starts: list[int], seed: int, variants: int,
-                executor: Executor | None) -> Callable[[], list[np.ndarray]]:
+                executor: Executor | None, lowest_cutoff: int = 0) -> Callable[[], list[np.ndarray]]:
         """:meth:`process_chunks` in two halves: STFT and inputs now, the generator
         call on ``executor`` (here and now when None); the returned function
         waits for it and does phase and inverse STFT."""
         outs: dict[int, np.ndarray] = {}
         todo: list[_Prepared] = []
         for i, (chunk, start) in enumerate(zip(chunks, starts, strict=True)):
-            prep = self._prepare(chunk, start, seed, variants)
+            prep = self._prepare(chunk, start, seed, variants, lowest_cutoff)
             if prep is None:
                 outs[i] = chunk.copy()  # full-band (or silent) chunk: nothing to restore
             else:
@@ -224,7 +230,8 @@ class Restorer:
 
         return collect
 
-    def _prepare(self, chunk: np.ndarray, start: int, seed: int, variants: int) -> _Prepared | None:
+    def _prepare(self, chunk: np.ndarray, start: int, seed: int, variants: int,
+                 lowest_cutoff: int = 0) -> _Prepared | None:
         """STFT, cutoff and generator inputs of one chunk; None if it has nothing to restore."""
         cfg = self.config
         rows, n = chunk.shape
@@ -236,6 +243,9 @@ class Restorer:
             inner = low[..., interior_frames(n, cfg.n_fft, cfg.hop)]
             cutoff = detect_cutoff(np.abs(inner) ** 2, cfg.cutoff_drop_db, cfg.cutoff_width)
         if cutoff >= cfg.n_bins - cfg.full_band_margin_bins:
+            return None
+        if cutoff < lowest_cutoff:
+            self.own_edge_chunks += 1
             return None
         with self._stage("model"):
             # Built at the model's padded length (a multiple of its time_multiple)
@@ -286,26 +296,35 @@ class Restorer:
         seed: int = DEFAULT_SEED,
         variants: int = 1,
         on_progress: Callable[[int], None] | None = None,
+        encoder_band_hz: float | None = None,
     ) -> Iterator[np.ndarray]:
         """Restore a stream of (C, n) blocks at the model rate; yields (variants*C, m)
-        blocks, variant-major (rows v*C .. v*C+C-1 are variant v)."""
+        blocks, variant-major (rows v*C .. v*C+C-1 are variant v).
+
+        ``encoder_band_hz`` is the band the source's encoder kept
+        (:func:`mp3fix.codec.encoder_band_hz`; None: unknown). A chunk whose
+        cliff lies below :func:`mp3fix.codec.own_edge_hz` of it is left as it
+        is: the recording itself ends there.
+        """
         cfg = self.config
         if variants < 1:
             raise ValueError("variants must be at least 1")
+        edge = own_edge_hz(encoder_band_hz)
+        lowest = int(edge / cfg.sample_rate * cfg.n_fft) if edge else 0
 
         def tiled() -> Iterator[np.ndarray]:
             for b in blocks:
                 yield np.tile(b, (variants, 1))
 
         def process(chunk: np.ndarray, start: int) -> np.ndarray:
-            return self.process_chunk(chunk, start, seed, variants)
+            return self.process_chunk(chunk, start, seed, variants, lowest)
 
         # One worker: the generator call of one group runs while this thread
         # reads, cuts and transforms the next and finishes the previous one.
         with ThreadPoolExecutor(1, "mp3fix-model") if self.pipeline else nullcontext() as pool:
 
             def submit(chunks: list[np.ndarray], starts: list[int]) -> Callable[[], list[np.ndarray]]:
-                return self._submit(chunks, starts, seed, variants, pool)
+                return self._submit(chunks, starts, seed, variants, pool, lowest)
 
             for out in stream_overlap_add(process, tiled(), cfg.segment, cfg.overlap, cfg.context,
                                           batch=self.chunk_batch, submit=submit):
@@ -314,9 +333,10 @@ class Restorer:
                 yield out
 
     def restore(self, samples: np.ndarray, sample_rate: int, seed: int = DEFAULT_SEED,
-                variants: int = 1) -> list[np.ndarray]:
+                variants: int = 1, encoder_band_hz: float | None = None) -> list[np.ndarray]:
         """Restore in-memory audio (C, n) or (n,) at any rate; returns ``variants``
-        arrays of shape (C, m) at the model rate (m = n scaled by the rate ratio)."""
+        arrays of shape (C, m) at the model rate (m = n scaled by the rate ratio).
+        ``encoder_band_hz``: as in :meth:`restore_stream`."""
         x = np.atleast_2d(np.asarray(samples, dtype=np.float32))
         if sample_rate != self.sample_rate:
             # imported here: scipy.signal takes 0.7-1 s to import, and files are
@@ -328,7 +348,7 @@ class Restorer:
         c = x.shape[0]
         if x.shape[1] == 0:
             return [x.copy() for _ in range(variants)]
-        out = np.concatenate(list(self.restore_stream([x], seed, variants)), axis=1)
+        out = np.concatenate(list(self.restore_stream([x], seed, variants, encoder_band_hz=encoder_band_hz)), axis=1)
         return [out[v * c : (v + 1) * c] for v in range(variants)]
 
     def _timed(self, name: str, it: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
@@ -381,7 +401,8 @@ class Restorer:
             for w in writers:
                 entered.append(w.__enter__())
             blocks = self._timed("decode", audio.decode_blocks(info, self.sample_rate))
-            for out in self.restore_stream(blocks, seed, variants, progress):
+            own_edge_before = self.own_edge_chunks
+            for out in self.restore_stream(blocks, seed, variants, progress, info.encoder_band_hz):
                 with self._stage("write"):
                     for v, w in enumerate(writers):
                         w.write(out[v * c : (v + 1) * c])
@@ -392,6 +413,10 @@ class Restorer:
         for w in reversed(entered):
             w.__exit__(None, None, None)
         notes = []
+        if self.own_edge_chunks > own_edge_before and info.encoder_band_hz:
+            notes.append(f"the recording itself ends below the {info.encoder_band_hz / 1000:.1f} kHz "
+                         f"a {info.bitrate_kbps} kbit/s MP3 keeps: "
+                         f"{self.own_edge_chunks - own_edge_before} passage(s) left as they are")
         if info.downmixed:
             notes.append(f"{info.channels} channels downmixed to stereo")
         clipped = sum(w.clipped for w in writers)

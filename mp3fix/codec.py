@@ -1,0 +1,59 @@
+"""What an encoder keeps: the low-pass an MP3 encoder applies at a bitrate.
+
+A codec's low-pass and a recording's own band edge look the same in the
+decoded audio: a cliff in the spectrum. Only the file can tell them apart. At
+a given bitrate and sample rate an encoder keeps a known band (LAME's table,
+below: it made most MP3s there are, and other encoders keep about as much or
+more); a cliff far below that is where the *recording* ends (a source sampled
+at 22.05 kHz, an old transfer, a file that was band-limited before it was
+encoded), and a restorer that fills in above it adds highs the recording
+never had.
+"""
+
+from __future__ import annotations
+
+# LAME's optimum_bandwidth(): total CBR/ABR bitrate (kbit/s) -> low-pass (Hz),
+# taken at the nearest listed bitrate; mono gets 1.5 times the band, and no
+# encoder keeps more than 20.5 kHz or the file's Nyquist frequency.
+LAME_LOWPASS: tuple[tuple[int, int], ...] = (
+    (8, 2000), (16, 3700), (24, 3900), (32, 5500), (40, 7000), (48, 7500), (56, 10000), (64, 11000),
+    (80, 13500), (96, 15100), (112, 15600), (128, 17000), (160, 17500), (192, 18600), (224, 19400),
+    (256, 19700), (320, 20500),
+)
+
+# A cliff below this share of the encoder's band is the recording's own edge.
+# Encoders other than LAME keep within ~10% of its band or more (FhG and iTunes
+# 16 kHz at 128 kbit/s, 0.94), and the detected cutoff scatters by -13% to +7%
+# around LAME's own at 16, 32 and 64 kbit/s (the held-out excerpts).
+OWN_EDGE_SHARE = 0.85
+
+# ... and only where the encoder keeps this much or more (LAME: 80 kbit/s
+# stereo and up). Below it the guard cannot tell: at 16 and 32 kbit/s LAME
+# drops its top bands in most frames, so its cliff often lies at half its
+# nominal band (a validation passage that restoration lifts by 0.94 ViSQOL
+# would have been left alone), and at 64 kbit/s (11 kHz) recordings that end
+# at 10 kHz sit within 10% of the encoder's band.
+GUARDED_FROM_HZ = 13000.0
+
+
+def lame_lowpass_hz(bitrate_kbps: float, channels: int, sample_rate: int) -> float:
+    """The low-pass LAME applies at this average bitrate, channel count and output rate."""
+    _, lowpass = min(LAME_LOWPASS, key=lambda e: (abs(e[0] - bitrate_kbps), e[0]))
+    band = lowpass * (1.5 if channels == 1 else 1.0)
+    return float(min(band, 20500.0, sample_rate / 2))
+
+
+def encoder_band_hz(codec: str, bitrate_kbps: float | None, channels: int, sample_rate: int) -> float | None:
+    """The band an encoder keeps in this file, or None when it cannot be known
+    (not an MP3, or no bitrate)."""
+    if not codec.startswith("mp3") or not bitrate_kbps or bitrate_kbps <= 0:
+        return None
+    return lame_lowpass_hz(bitrate_kbps, channels, sample_rate)
+
+
+def own_edge_hz(band_hz: float | None) -> float | None:
+    """Below this frequency a cliff is the recording's own edge, not the encoder's;
+    None where that cannot be told (band unknown, or below ``GUARDED_FROM_HZ``)."""
+    if not band_hz or band_hz < GUARDED_FROM_HZ:
+        return None
+    return OWN_EDGE_SHARE * band_hz

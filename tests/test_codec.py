@@ -1,0 +1,92 @@
+"""The band an MP3 encoder keeps, and the guard for recordings that end below it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mp3fix.codec import GUARDED_FROM_HZ, OWN_EDGE_SHARE, encoder_band_hz, lame_lowpass_hz, own_edge_hz
+from mp3fix.restore import Restorer
+from tests.helpers import lowpass_noise, make_mp3, stft_mag
+
+SR = 44100
+
+
+@pytest.mark.parametrize(
+    "kbps,channels,rate,expected",
+    [
+        (16, 2, 8000, 3700.0),  # what the lame command line picks at 16 kbit/s
+        (32, 2, 16000, 5500.0),
+        (64, 2, 24000, 11000.0),
+        (128, 2, 44100, 17000.0),
+        (70, 2, 44100, 11000.0),  # between table rows: the nearest one
+        (72, 2, 44100, 11000.0),  # halfway (64 and 80): the lower
+        (64, 1, 24000, 12000.0),  # mono: 1.5 x 11 kHz, but no more than Nyquist
+        (16, 1, 22050, 5550.0),
+        (320, 2, 48000, 20500.0),  # never above 20.5 kHz
+        (32, 2, 8000, 4000.0),  # never above Nyquist
+    ],
+)
+def test_lame_lowpass(kbps: int, channels: int, rate: int, expected: float) -> None:
+    assert lame_lowpass_hz(kbps, channels, rate) == expected
+
+
+def test_encoder_band_is_known_for_mp3_with_a_bitrate_only() -> None:
+    assert encoder_band_hz("mp3", 64, 2, 24000) == 11000.0
+    assert encoder_band_hz("mp3float", 64, 2, 24000) == 11000.0
+    assert encoder_band_hz("aac", 64, 2, 24000) is None
+    assert encoder_band_hz("vorbis", 64, 2, 24000) is None
+    assert encoder_band_hz("mp3", None, 2, 24000) is None
+    assert encoder_band_hz("mp3", 0, 2, 24000) is None
+
+
+def _restored_above(restorer: Restorer, x: np.ndarray, band: float | None, edge_hz: float) -> float:
+    """Mean magnitude the restoration adds 1 kHz and more above ``edge_hz``."""
+    (y,) = restorer.restore(x, SR, seed=0, variants=1, encoder_band_hz=band)
+    lo = int((edge_hz + 1000) / SR * 1024)
+    return float(stft_mag(y)[..., lo:512, 8:-8].mean() - stft_mag(x)[..., lo:512, 8:-8].mean())
+
+
+def test_own_edge_only_where_the_encoder_keeps_enough() -> None:
+    assert own_edge_hz(None) is None
+    assert own_edge_hz(11000.0) is None  # 64 kbit/s: a 10 kHz recording sits too close
+    assert own_edge_hz(5500.0) is None  # 32 kbit/s: the encoder's own cliff scatters far below
+    assert own_edge_hz(17000.0) == pytest.approx(OWN_EDGE_SHARE * 17000.0)
+    assert own_edge_hz(GUARDED_FROM_HZ) == pytest.approx(OWN_EDGE_SHARE * GUARDED_FROM_HZ)
+
+
+def test_a_cliff_far_below_the_encoder_band_is_left_alone(fill_model: Path) -> None:
+    # a recording that ends at 7 kHz in a file whose encoder kept 17 kHz (128 kbit/s)
+    x = lowpass_noise(4 * SR, 7000.0, SR, channels=2, seed=3)
+    r = Restorer(fill_model, device="cpu", threads=1)
+    assert 7000 < OWN_EDGE_SHARE * 17000
+    assert _restored_above(r, x, None, 7000.0) > 1e-4  # unknown band: restored
+    before = r.own_edge_chunks
+    (y,) = r.restore(x, SR, seed=0, variants=1, encoder_band_hz=17000.0)
+    np.testing.assert_allclose(y, x, atol=1e-6)  # left as it was (but for cross-fade rounding)
+    assert r.own_edge_chunks > before
+    # an encoder band too low to tell (64 kbit/s): restored
+    assert _restored_above(r, x, 11000.0, 7000.0) > 1e-4
+
+
+def test_restore_file_leaves_a_recording_that_ends_below_the_encoder_band(tmp_path: Path,
+                                                                          fill_model: Path) -> None:
+    # a 5 kHz recording in a 128 kbit/s MP3 (LAME keeps 17 kHz there): nothing to add
+    x = lowpass_noise(3 * SR, 5000.0, SR, channels=2, seed=5)
+    mp3 = make_mp3(tmp_path, "narrow", x, SR, 2, SR, 128)
+    from mp3fix import audio
+
+    info = audio.probe(mp3)
+    assert info.bitrate_kbps == 128 and info.encoder_band_hz == 17000.0
+    r = Restorer(fill_model, device="cpu", threads=1)
+    res = r.restore_file(mp3, [tmp_path / "out.wav"])
+    assert any("recording itself ends below the 17.0 kHz a 128 kbit/s MP3 keeps" in n for n in res.notes), res.notes
+    out, _ = audio.decode(tmp_path / "out.wav", SR)
+    dec, _ = audio.decode(mp3, SR)
+    np.testing.assert_allclose(out, dec, atol=1e-4)  # the MP3 as it was
+    # the same recording at 32 kbit/s (LAME keeps 5.5 kHz at 16 kHz): the cliff is the encoder's
+    mp3 = make_mp3(tmp_path, "low", x, SR, 2, 16000, 32)
+    res = r.restore_file(mp3, [tmp_path / "out32.wav"])
+    assert not any("recording itself" in n for n in res.notes)
