@@ -39,12 +39,12 @@ from mp3fix.audio import decode  # noqa: E402
 from mp3fix.codec import encoder_band_hz  # noqa: E402
 from mp3fix.restore import Restorer  # noqa: E402
 from mp3fix.spectral import detect_cutoff, stft  # noqa: E402
-from mp3fix.train.dataset import EncoderConfig, encode_mp3  # noqa: E402
+from mp3fix.train.dataset import CONFIGS, EncoderConfig, encode_mp3  # noqa: E402
 
 SR = 44100
 # the rate the lame command line resamples 44.1 kHz stereo to at each bitrate
-# (as in mp3fix.train.dataset.CONFIGS; from 112 kbit/s on it keeps 44.1 kHz)
-LAME_RATE = {16: 8000, 24: 8000, 32: 16000, 48: 22050, 64: 24000, 96: 32000}
+# (measured for the data set's stereo settings; from 112 kbit/s on it keeps 44.1 kHz)
+LAME_RATE = {c.kbps: c.rate for c in CONFIGS if c.channels == 2}
 
 
 def setting(kbps: int) -> EncoderConfig:

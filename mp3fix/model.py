@@ -87,9 +87,10 @@ def band_mask(cutoff: int, n_bins: int, ramp: int) -> np.ndarray:
 def extension_gain(cutoff: int, cfg: ModelConfig) -> float:
     """Natural-log gain for the restored band of a chunk whose cutoff is bin ``cutoff``.
 
-    ``cfg.extension_gain_db`` holds [cutoff Hz, dB] points chosen on the
-    validation tracks after training; the gain is interpolated linearly in Hz
-    and held flat beyond the first and last points. No points: no gain.
+    ``cfg.extension_gain_db`` holds [cutoff Hz, dB] points chosen after
+    training on tracks the test set does not hold (``docs/model-card.md``); the
+    gain is interpolated linearly in Hz and held flat beyond the first and last
+    points. No points: no gain.
     """
     if not cfg.extension_gain_db:
         return 0.0
