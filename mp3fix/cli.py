@@ -316,6 +316,11 @@ def restore(
         bool, typer.Option("--skip-existing", help="Skip files whose outputs all exist already.")
     ] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")] = False,
+    ignore_bitrate: Annotated[
+        bool, typer.Option("--ignore-bitrate", help="Restore also where an MP3's bitrate says the recording "
+                           "itself ends far below the band its encoder keeps (from 80 kbit/s up such passages "
+                           "are left alone; an MP3 re-encoded from a lower bitrate looks the same).")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only: no progress, no summary.")] = (
         False
     ),
@@ -346,7 +351,7 @@ def restore(
 
         settings = RestoreSettings(model=model, device=device.value, threads=threads, phase=phase.value,
                                    phase_iters=phase_iters, chunk_batch=chunk_batch, seed=seed, bit_depth=depth,
-                                   overwrite=overwrite, pipeline=n_jobs == 1)
+                                   overwrite=overwrite, pipeline=n_jobs == 1, guard=not ignore_bitrate)
 
         def notice(message: str) -> None:
             if not quiet:

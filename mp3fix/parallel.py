@@ -67,6 +67,8 @@ class RestoreSettings:
     # generator calls on a worker thread beside the DSP (Restorer's pipeline);
     # the command turns it off when several jobs already keep the cores busy
     pipeline: bool = True
+    # leave a recording alone where the MP3's bitrate says it ends below the encoder's band
+    guard: bool = True
 
     def restorer(self) -> Restorer:
         from mp3fix.restore import Restorer
@@ -86,7 +88,7 @@ def restore_job(
     t0 = time.perf_counter()
     try:
         fr = restorer.restore_file(job.src, job.outputs, seed=settings.seed, bit_depth=settings.bit_depth,
-                                   on_progress=on_progress, overwrite=settings.overwrite)
+                                   on_progress=on_progress, overwrite=settings.overwrite, guard=settings.guard)
     except (Mp3fixError, OSError) as exc:
         if isinstance(exc, Mp3fixError):
             message = str(exc)

@@ -367,8 +367,13 @@ class Restorer:
         bit_depth: str | None = None,
         on_progress: Callable[[int, int], None] | None = None,
         overwrite: bool = False,
+        guard: bool = True,
     ) -> FileResult:
         """Decode ``src``, restore one variant per entry of ``outputs``, write them.
+
+        ``guard``: leave passages alone whose cliff the file's bitrate says is the
+        recording's own edge (:func:`mp3fix.codec.own_edge_hz`); False restores
+        them too (an MP3 re-encoded from a lower bitrate looks like that).
 
         Every output is written to a temporary file and renamed only when all of
         them are complete; on any failure none is left behind. The input is only
@@ -402,7 +407,8 @@ class Restorer:
                 entered.append(w.__enter__())
             blocks = self._timed("decode", audio.decode_blocks(info, self.sample_rate))
             own_edge_before = self.own_edge_chunks
-            for out in self.restore_stream(blocks, seed, variants, progress, info.encoder_band_hz):
+            band = info.encoder_band_hz if guard else None
+            for out in self.restore_stream(blocks, seed, variants, progress, band):
                 with self._stage("write"):
                     for v, w in enumerate(writers):
                         w.write(out[v * c : (v + 1) * c])
@@ -413,10 +419,11 @@ class Restorer:
         for w in reversed(entered):
             w.__exit__(None, None, None)
         notes = []
-        if self.own_edge_chunks > own_edge_before and info.encoder_band_hz:
-            notes.append(f"the recording itself ends below the {info.encoder_band_hz / 1000:.1f} kHz "
+        if self.own_edge_chunks > own_edge_before and band:
+            notes.append(f"the recording itself ends below the {band / 1000:.1f} kHz "
                          f"a {info.bitrate_kbps} kbit/s MP3 keeps: "
-                         f"{self.own_edge_chunks - own_edge_before} passage(s) left as they are")
+                         f"{self.own_edge_chunks - own_edge_before} passage(s) left as they are "
+                         "(--ignore-bitrate restores them)")
         if info.downmixed:
             notes.append(f"{info.channels} channels downmixed to stereo")
         clipped = sum(w.clipped for w in writers)

@@ -90,3 +90,24 @@ def test_restore_file_leaves_a_recording_that_ends_below_the_encoder_band(tmp_pa
     mp3 = make_mp3(tmp_path, "low", x, SR, 2, 16000, 32)
     res = r.restore_file(mp3, [tmp_path / "out32.wav"])
     assert not any("recording itself" in n for n in res.notes)
+
+
+def test_guard_can_be_turned_off_for_a_file_and_on_the_command_line(tmp_path: Path, fill_model: Path) -> None:
+    # the same narrow recording at 128 kbit/s, as an MP3 re-encoded from a low bitrate would look
+    from mp3fix import audio
+    from tests.test_cli import run
+
+    x = lowpass_noise(3 * SR, 5000.0, SR, channels=2, seed=5)
+    mp3 = make_mp3(tmp_path, "narrow", x, SR, 2, SR, 128)
+    dec, _ = audio.decode(mp3, SR)
+    r = Restorer(fill_model, device="cpu", threads=1)
+    res = r.restore_file(mp3, [tmp_path / "all.wav"], guard=False)
+    assert not any("recording itself" in n for n in res.notes)
+    out, _ = audio.decode(tmp_path / "all.wav", SR)
+    assert np.abs(out - dec).max() > 1e-3  # restored after all
+    guarded = run("restore", mp3, "-o", tmp_path / "cli.wav", "--model", fill_model)
+    assert guarded.exit_code == 0 and "--ignore-bitrate restores them" in guarded.stdout
+    freed = run("restore", mp3, "-o", tmp_path / "cli2.wav", "--model", fill_model, "--ignore-bitrate")
+    assert freed.exit_code == 0 and "recording itself" not in freed.stdout
+    cli2, _ = audio.decode(tmp_path / "cli2.wav", SR)
+    np.testing.assert_allclose(cli2, out, atol=1e-4)  # the command line does what the library does
