@@ -473,3 +473,54 @@ def test_tilt_darkens_both_sides_alike_above_1khz(tmp_path: Path) -> None:
         slopes.append(s)
     assert np.allclose(slopes[0], slopes[1], atol=0.05)  # one tilt per crop, on both sides (floor: not exact)
     assert np.all((slopes[0] >= 0) & (slopes[0] <= 6.0)) and np.ptp(slopes[0]) > 0.5
+
+
+def test_batch_cuts_the_stored_frames_and_the_mask_of_each_crop(tmp_path: Path) -> None:
+    data = _tiny_data(tmp_path / "data")
+    pairs = train.Pairs(data / "train.npz", CFG)
+    rng = np.random.default_rng(3)
+    x, y, m, copied = pairs.batch(np.random.default_rng(3), 4, 32, 0.0)
+    idx = rng.integers(0, len(pairs), 4)  # the same draws as the batch made
+    t0 = rng.integers(0, 128 - 32 + 1, 4)
+    for b in range(4):
+        assert np.array_equal(x[b, 0].numpy(), pairs.x[idx[b], :, t0[b] : t0[b] + 32].astype(np.float32))
+        assert np.array_equal(y[b, 0].numpy(), pairs.y[idx[b], :, t0[b] : t0[b] + 32].astype(np.float32))
+        assert np.array_equal(m[b, 0, :, 0].numpy(), pairs.masks[pairs.cutoff[idx[b]]].astype(np.float32))
+        src = pairs.sources[pairs.cutoff[idx[b]]]
+        assert np.array_equal(copied[b, 0].numpy(), x[b, 0].numpy()[src])
+
+
+def test_pack_keeps_restorable_crops_within_half_a_step(tmp_path: Path) -> None:
+    from mp3fix.train import pack
+
+    data = _tiny_data(tmp_path / "data")
+    d = dict(np.load(data / "train.npz"))
+    full = d["x"].copy()
+    full[:3] = d["y"][:3]  # three full-band crops: nothing to restore, not worth carrying
+    np.savez(data / "train.npz", x=full, y=d["y"], cutoff=d["cutoff"], config=np.arange(8, dtype=np.int16))
+    size = pack.pack(data / "train.npz", tmp_path / "p" / "train.pack", 4, seed=0, cfg=CFG)
+    assert size < 0.5 * 4 * 2 * F * 128 * 2  # well under the float16 pairs
+    n = pack.unpack(tmp_path / "p" / "train.pack", tmp_path / "u" / "train.npz")
+    u = np.load(tmp_path / "u" / "train.npz")
+    assert n == 4 and u["x"].shape == (4, F, 128) and u["x"].dtype == np.float16
+    kept = u["config"]  # config doubles as the crop's index here
+    assert np.all(kept >= 3) and len(set(kept)) == 4
+    step = pack.STEP
+    for side in ("x", "y"):
+        err = np.abs(u[side].astype(np.float32) - d[side][kept].astype(np.float32))
+        assert err.max() <= step / 2 + 2e-2  # rounding plus float16's own steps around -6
+    assert len(train.Pairs(tmp_path / "u" / "train.npz", CFG)) == 4  # the trainer keeps every carried crop
+
+
+def test_training_stops_after_minutes_and_keeps_the_best(tmp_path: Path) -> None:
+    data = _tiny_data(tmp_path / "data")
+    run = tmp_path / "run"
+    train.main(["--data", str(data), "--run", str(run), "--batch", "2", "--crop", "32", "--base", "4", "--depth",
+                "2", "--warmup", "1000", "--val-every", "2", "--ckpt-every", "1000", "--threads", "1",
+                "--steps", "100000", "--minutes", "0.001", "--keep-best"])
+    st = torch.load(run / "last.pt", weights_only=False)
+    assert 1 <= st["step"] < 100  # stopped by the clock, with a checkpoint
+    best = torch.load(run / "best.pt", weights_only=False)
+    assert best["step"] <= st["step"] and best["best"] == st["best"] < float("inf")
+    rows = (run / "log.csv").read_text().splitlines()
+    assert rows[-1].startswith(f"{st['step']},") and rows[-1].split(",")[6] != ""  # validated at the stop

@@ -70,13 +70,38 @@ class Pairs:
     def __len__(self) -> int:
         return len(self.x)
 
+    def to(self, device: torch.device | str) -> Pairs:
+        """Keep the crops (float16) and lookup tables on ``device``, where batches are cut and augmented.
+
+        On a GPU this takes the per-step data work off the CPU (batch 32 in
+        NumPy costs more than the step itself there); on the CPU the tensors
+        share memory with the arrays.
+        """
+        self.device = torch.device(device)
+        self._x = torch.from_numpy(self.x).to(self.device)
+        self._y = torch.from_numpy(self.y).to(self.device)
+        self._cut = torch.from_numpy(self.cutoff).to(self.device)
+        self._masks = torch.from_numpy(self.masks.astype(np.float32)).to(self.device)
+        self._sources = torch.from_numpy(self.sources.astype(np.int64)).to(self.device)
+        return self
+
     def batch(self, rng: np.random.Generator, size: int, crop: int, gain_db: float,
               tilt_db: float = 0.0) -> tuple[torch.Tensor, ...]:
+        if not hasattr(self, "_x"):
+            self.to("cpu")
+        dev = self.device
         idx = rng.integers(0, len(self), size)
         T = self.x.shape[-1]
         t0 = rng.integers(0, T - crop + 1, size)
-        x = np.stack([self.x[i, :, t : t + crop] for i, t in zip(idx, t0, strict=True)]).astype(np.float32)
-        y = np.stack([self.y[i, :, t : t + crop] for i, t in zip(idx, t0, strict=True)]).astype(np.float32)
+        idx_t = torch.from_numpy(idx).to(dev)
+        if crop == T:
+            x, y = self._x[idx_t], self._y[idx_t]
+        else:
+            frames = torch.from_numpy(t0[:, None] + np.arange(crop)[None, :]).to(dev)  # (B, crop)
+            frames = frames[:, None, :].expand(-1, self.x.shape[1], -1)
+            x = torch.take_along_dim(self._x[idx_t], frames, dim=2)
+            y = torch.take_along_dim(self._y[idx_t], frames, dim=2)
+        x, y = x.float(), y.float()
         if gain_db > 0 or tilt_db > 0:
             # a true gain change in the linear domain, applied to both sides; with
             # tilt_db, also a spectral tilt of 0 to -tilt_db dB per octave above
@@ -87,15 +112,15 @@ class Pairs:
                 k0 = 1000.0 * self.cfg.n_fft / self.cfg.sample_rate
                 octaves = np.log2(np.maximum(np.arange(x.shape[1]), k0) / k0)
                 db = db - rng.uniform(0.0, tilt_db, size)[:, None] * octaves[None, :]
-            g = (10 ** (db / 20)).astype(np.float32)[:, :, None]
+            g = torch.from_numpy((10 ** (db / 20)).astype(np.float32)).to(dev)[:, :, None]
             floor = self.cfg.log_floor
-            x = np.log(np.maximum(np.exp(x) - floor, 0) * g + floor)
-            y = np.log(np.maximum(np.exp(y) - floor, 0) * g + floor)
-        m = self.masks[self.cutoff[idx]][:, :, None].repeat(crop, axis=2)
-        src = self.sources[self.cutoff[idx]]  # (B, F)
-        copied = np.take_along_axis(x, src[:, :, None], axis=1)
-        return (torch.from_numpy(x[:, None]), torch.from_numpy(y[:, None]),
-                torch.from_numpy(np.ascontiguousarray(m[:, None])), torch.from_numpy(copied[:, None]))
+            x = torch.log((torch.exp(x) - floor).clamp_min(0) * g + floor)
+            y = torch.log((torch.exp(y) - floor).clamp_min(0) * g + floor)
+        cut = self._cut[idx_t]
+        m = self._masks[cut][:, None, :, None].expand(-1, 1, -1, crop).contiguous()
+        src = self._sources[cut][:, :, None].expand(-1, -1, crop)  # (B, F, crop)
+        copied = torch.take_along_dim(x, src, dim=1)
+        return x[:, None], y[:, None], m, copied[:, None]
 
 
 def validate(G: Generator | BandGenerator, val: Pairs, cfg: ModelConfig, n: int = 192) -> dict[str, float]:
@@ -107,6 +132,7 @@ def validate(G: Generator | BandGenerator, val: Pairs, cfg: ModelConfig, n: int 
         for _ in range(max(1, n // 32)):
             x, y, m, cp = val.batch(rng, 32, val.x.shape[-1], 0.0)
             z = torch.from_numpy(rng.standard_normal((x.shape[0], cfg.z_channels) + x.shape[2:]).astype(np.float32))
+            z = z.to(x.device)
             out = G(x, m, z, cp)
             lsd_model += float(lsd_db(out, y, m))
             lsd_mp3 += float(lsd_db(x, y, m))
@@ -190,6 +216,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--ckpt-every", type=int, default=100)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--minutes", type=float, default=None,
+                    help="stop (with a checkpoint) after this many minutes, even before --steps")
+    ap.add_argument("--keep-best", action="store_true",
+                    help="also keep RUN/best.pt: the checkpoint with the lowest validation LSD so far (a short "
+                         "run on a small carried subset can overfit)")
     a = ap.parse_args(argv)
 
     torch.set_num_threads(a.threads)
@@ -211,8 +242,12 @@ def main(argv: list[str] | None = None) -> None:
     cfg = ModelConfig()
     dev = torch.device(a.device)
     a.run.mkdir(parents=True, exist_ok=True)
-    train = Pairs(a.data / "train.npz", cfg)
-    val = Pairs(a.data / "val.npz", cfg)
+    train = Pairs(a.data / "train.npz", cfg).to(dev)
+    val = Pairs(a.data / "val.npz", cfg).to(dev)
+    if dev.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
     G = build_generator({"kind": a.arch, "bands": a.bands, "fine": a.fine, "base": a.base, "depth": a.depth,
                          "z_channels": cfg.z_channels, "time_levels": a.time_levels, "head": saved_head}).to(dev)
     teacher = None
@@ -278,7 +313,10 @@ def main(argv: list[str] | None = None) -> None:
     acc = {"rec": 0.0, "g_adv": 0.0, "fm": 0.0, "d_loss": 0.0, "nsim": 0.0, "distill": 0.0, "crps": 0.0}
     n_acc = 0
     fb = erb_filterbank(cfg.n_bins, cfg.sample_rate, cfg.n_fft).to(dev)
-    while step < a.steps:
+    deadline = time.time() + 60.0 * a.minutes if a.minutes else float("inf")
+    best = st.get("best", float("inf")) if ckpt.exists() else float("inf")
+    stop = False
+    while step < a.steps and not stop:
         x, y, m, cp = (t.to(dev) for t in train.batch(rng, a.batch, a.crop, a.gain_db, a.tilt_db))
         z = torch.randn((x.shape[0], cfg.z_channels) + tuple(x.shape[2:]), device=dev)
         out = G(x, m, z, cp)
@@ -337,8 +375,9 @@ def main(argv: list[str] | None = None) -> None:
                   f"d {acc['d_loss'] / n_acc:.3f} nsim {acc['nsim'] / n_acc:.3f} "
                   f"distill {acc['distill'] / n_acc:.3f} crps {acc['crps'] / n_acc:.3f} ({rate:.2f} s/step)",
                   flush=True)
-        if step % a.ckpt_every == 0 or step % a.val_every == 0 or step == a.steps:
-            metrics = validate(G_ema, val, cfg) if (step % a.val_every == 0 or step == a.steps) else {}
+        stop = time.time() >= deadline
+        if step % a.ckpt_every == 0 or step % a.val_every == 0 or step == a.steps or stop:
+            metrics = validate(G_ema, val, cfg) if (step % a.val_every == 0 or step == a.steps or stop) else {}
             row = [step, round(time.time() - t_start, 1)]
             row += [round(acc[k] / max(1, n_acc), 4) for k in ("rec", "g_adv", "fm", "d_loss")]
             row += [round(metrics.get("val_lsd_high", float("nan")), 3) if metrics else "",
@@ -352,12 +391,20 @@ def main(argv: list[str] | None = None) -> None:
             acc = dict.fromkeys(acc, 0.0)
             n_acc = 0
             t_start = time.time()
-            tmp = ckpt.with_suffix(".tmp")
-            torch.save({"G": G.state_dict(), "G_ema": G_ema.state_dict(), "D": D.state_dict(),
-                        "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
-                        "step": step, "rng": rng.bit_generator.state,
-                        "arch": dict(G.arch(), critic_base=a.critic_base)}, tmp)
-            tmp.replace(ckpt)
+            improved = bool(metrics) and metrics["val_lsd_high"] < best
+            if improved:
+                best = metrics["val_lsd_high"]
+            state = {"G": G.state_dict(), "G_ema": G_ema.state_dict(), "D": D.state_dict(),
+                     "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
+                     "step": step, "rng": rng.bit_generator.state, "best": best,
+                     "arch": dict(G.arch(), critic_base=a.critic_base)}
+            saves = [(ckpt, state)]
+            if a.keep_best and improved:  # weights only: it is for export, not for resuming
+                saves.append((a.run / "best.pt", {k: v for k, v in state.items() if not k.startswith("opt_")}))
+            for path, content in saves:
+                tmp = path.with_suffix(".tmp")
+                torch.save(content, tmp)
+                tmp.replace(path)
     logf.close()
 
 
