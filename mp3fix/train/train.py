@@ -12,6 +12,11 @@ add ``--distill models/unet-state --distill-weight 3 --nsim 16 --crps 10
 --warmup 1000000`` for its recipe (the U-Net it was distilled from as a
 teacher, the CRPS term that makes it use z, no critic; 0.3 s per step).
 ``--init models/unet-state`` goes on from that U-Net.
+
+On a GPU (``--device cuda``, the default where torch sees one) batches are cut
+and augmented on the device; ``--minutes M`` stops with a checkpoint after M
+minutes and ``--keep-best`` keeps ``RUN/best.pt`` (lowest validation LSD), for
+short runs on a carried subset (``mp3fix.train.pack``, ``scripts/gpu-train.sh``).
 """
 
 from __future__ import annotations
