@@ -3,10 +3,10 @@
 The pairs in ``data/pairs`` are float16 log-magnitudes, 256 KiB per crop pair;
 the whole training set is 2 GB, and a device machine takes at most 64 MiB of
 carried files. Log-magnitudes quantised to steps of 0.6 dB (uint8) and
-compressed with LZMA take about 50 KiB per pair, so a seeded random subset of
-about a thousand crops fits:
+compressed with LZMA take about 62 KiB per pair (measured on the training
+set), so a seeded random subset of about 800 crops fits beside the code:
 
-    python -m mp3fix.train.pack --data data/pairs --out .gpu/pairs --train 1000 --val 96
+    python -m mp3fix.train.pack --data data/pairs --out .gpu/pairs --train 760 --val 48
     python -m mp3fix.train.pack --unpack .gpu/pairs --out /tmp/pairs      # there
 
 ``unpack`` writes ``train.npz`` / ``val.npz`` in the layout ``train.py`` reads.
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from mp3fix.model import ModelConfig
-from mp3fix.spectral import detect_cutoff
+from mp3fix.train.train import crop_cutoffs
 
 STEP_DB = 0.6
 STEP = STEP_DB / 20.0 * np.log(10.0)  # one quantisation step in natural-log amplitude
@@ -41,9 +41,7 @@ def dequantise(q: np.ndarray, floor_log: float) -> np.ndarray:
 
 def restorable(x: np.ndarray, cfg: ModelConfig) -> np.ndarray:
     """Which crops have a cutoff below the full band (the ones ``train.Pairs`` keeps)."""
-    cut = np.array([detect_cutoff(np.exp(2.0 * xi.astype(np.float32)), cfg.cutoff_drop_db, cfg.cutoff_width)
-                    for xi in x])
-    return cut < cfg.n_bins - cfg.full_band_margin_bins
+    return crop_cutoffs(x, cfg) < cfg.n_bins - cfg.full_band_margin_bins
 
 
 def pack(src: Path, dst: Path, n: int, seed: int, cfg: ModelConfig) -> int:
@@ -94,8 +92,8 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path("data/pairs"))
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--train", type=int, default=1000, help="training crops to carry")
-    ap.add_argument("--val", type=int, default=96, help="validation crops to carry")
+    ap.add_argument("--train", type=int, default=760, help="training crops to carry")
+    ap.add_argument("--val", type=int, default=48, help="validation crops to carry")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--unpack", type=Path, help="a packed folder: write its .npz pairs to --out instead")
     a = ap.parse_args(argv)

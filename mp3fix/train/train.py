@@ -50,6 +50,12 @@ from mp3fix.train.losses import (
 from mp3fix.train.nets import BandGenerator, Critic, Generator, band_matrices, build_generator
 
 
+def crop_cutoffs(x: np.ndarray, cfg: ModelConfig) -> np.ndarray:
+    """The runtime's cutoff bin of each crop of MP3 log-magnitudes (N, F, T)."""
+    return np.array([detect_cutoff(np.exp(2.0 * xi.astype(np.float32)), cfg.cutoff_drop_db, cfg.cutoff_width)
+                     for xi in x])
+
+
 class Pairs:
     """In-memory crops of (MP3, original) log-magnitudes with their cutoff bins."""
 
@@ -59,9 +65,7 @@ class Pairs:
         # Cutoffs are re-detected per crop with the runtime's detector, so training
         # sees exactly the masks inference will use; full-band crops carry no
         # gradient (the mask is zero) and are dropped.
-        cut = np.array([
-            detect_cutoff(np.exp(2.0 * xi.astype(np.float32)), cfg.cutoff_drop_db, cfg.cutoff_width) for xi in x
-        ])
+        cut = crop_cutoffs(x, cfg)
         keep = cut < cfg.n_bins - cfg.full_band_margin_bins
         self.x = x[keep]
         self.y = y[keep]
@@ -71,6 +75,7 @@ class Pairs:
         self.masks = np.stack([band_mask(c, cfg.n_bins, cfg.mask_ramp_bins) for c in range(cfg.n_bins + 1)])
         self.sources = np.stack([copy_phase_sources(c, cfg.n_bins, cfg.copy_width_bins)
                                  for c in range(cfg.n_bins + 1)])
+        self.to("cpu")
 
     def __len__(self) -> int:
         return len(self.x)
@@ -92,8 +97,6 @@ class Pairs:
 
     def batch(self, rng: np.random.Generator, size: int, crop: int, gain_db: float,
               tilt_db: float = 0.0) -> tuple[torch.Tensor, ...]:
-        if not hasattr(self, "_x"):
-            self.to("cpu")
         dev = self.device
         idx = rng.integers(0, len(self), size)
         T = self.x.shape[-1]
