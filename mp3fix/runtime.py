@@ -5,6 +5,8 @@ This is the only place mp3fix touches an inference engine.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 from pathlib import Path
 
@@ -44,6 +46,24 @@ def choose_providers(device: str, available: list[str] | None = None) -> list[st
     return [CPU]
 
 
+def preload_cuda_libraries() -> None:
+    """Load the CUDA and cuDNN libraries onnxruntime-gpu needs, where pip put them.
+
+    onnxruntime-gpu's CUDA provider finds libcublas, libcudnn and the rest only
+    where the dynamic loader looks; ``pip install onnxruntime-gpu[cuda,cudnn]``
+    puts them in site-packages/nvidia, where it does not, and onnxruntime then
+    falls back to CPU (unless torch was imported first, which loads them).
+    ``onnxruntime.preload_dlls`` (1.21+) loads them from there. Its warnings go
+    to stdout, which is the user's, so they are dropped: whether CUDA works is
+    told by the session's providers afterwards.
+    """
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is None:
+        return
+    with contextlib.suppress(Exception), contextlib.redirect_stdout(io.StringIO()):
+        preload()
+
+
 def default_threads() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
@@ -79,6 +99,8 @@ class Generator:
             # took 1.24-1.30 s with spinning and 1.01-1.03 s without (band
             # generator, 2 threads on 2 cores; U-Net 2.44-2.51 and 2.19-2.26 s).
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if self.providers[0] == CUDA:
+            preload_cuda_libraries()
         try:
             self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=self.providers)
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises several unrelated types

@@ -79,6 +79,44 @@ def test_explicit_cuda_that_falls_back_is_a_device_error(monkeypatch: pytest.Mon
     assert "\n" not in str(info.value)
 
 
+def test_cuda_sessions_preload_the_cuda_libraries_quietly(monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """onnxruntime-gpu finds pip's CUDA and cuDNN libraries only once preload_dlls
+    has loaded them; it is called before a CUDA session is built, never for a CPU
+    one, and what it prints does not reach the user's stdout."""
+    import onnxruntime as ort
+
+    events: list[str] = []
+
+    def preload() -> None:
+        events.append("preload")
+        print("WARNING: cuDNN not found")
+
+    asked = fake_cuda_that_falls_back(monkeypatch)
+    session = ort.InferenceSession
+    monkeypatch.setattr(ort, "preload_dlls", preload, raising=False)
+    monkeypatch.setattr(ort, "InferenceSession", lambda *a, **k: events.append("session") or session(*a, **k))
+    Generator(IDENTITY_MODEL, device="auto", threads=1)
+    assert events == ["preload", "session"] and asked == [[CUDA, CPU]]
+    Generator(IDENTITY_MODEL, device="cpu", threads=1)
+    assert events == ["preload", "session", "session"]
+    assert capsys.readouterr().out == ""
+
+
+def test_a_failing_or_missing_preload_is_not_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import onnxruntime as ort
+
+    fake_cuda_that_falls_back(monkeypatch)
+
+    def broken() -> None:
+        raise OSError("libcudnn.so.9: cannot open shared object file")
+
+    monkeypatch.setattr(ort, "preload_dlls", broken, raising=False)
+    assert Generator(IDENTITY_MODEL, device="auto", threads=1).device == "cpu"
+    monkeypatch.delattr(ort, "preload_dlls", raising=False)
+    assert Generator(IDENTITY_MODEL, device="auto", threads=1).device == "cpu"
+
+
 def test_no_notice_when_the_device_is_what_was_asked() -> None:
     assert Generator(IDENTITY_MODEL, device="cpu", threads=1).notice is None
     assert Generator(IDENTITY_MODEL, device="auto", threads=1).notice is None
