@@ -3,7 +3,7 @@
 One chunk's work (``Restorer.process_chunk``): STFT, detect the cutoff, draw z,
 run the generator on all channels and variants as one batch, rebuild phase,
 inverse STFT. ``Restorer.process_chunks`` does the same for several chunks with
-one generator call (``chunk_batch``, for GPUs). Merging chunks is ``mp3fix.chunking``'s job; reading and writing
+one generator call (``chunk_batch``). Merging chunks is ``mp3fix.chunking``'s job; reading and writing
 files is ``mp3fix.audio``'s.
 
 z is drawn on the host in blocks of ``Z_BLOCK`` frames, each from a generator
@@ -36,9 +36,11 @@ from mp3fix.runtime import Generator
 from mp3fix.spectral import detect_cutoff, interior_frames, istft, log_magnitude, stft
 
 Z_BLOCK = 64
-# Chunks per generator call on CUDA: one 9 s chunk of stereo is too small a batch
-# to keep a GPU busy. On the CPU a bigger batch gains nothing and only costs memory.
-CUDA_CHUNK_BATCH = 8
+# Chunks per generator call. One: batching 8 chunks a call on CUDA was meant to
+# keep a GPU busy, but on an H100 it was slower than one a call (a 30-minute
+# song 12.7-14.0 s against 10.6-11.1 s, scripts/gpu-tune.py): the generator is
+# small and the song's DSP, on the host, sets the pace.
+DEFAULT_CHUNK_BATCH = 1
 
 
 NOISE_Z = 0
@@ -111,7 +113,7 @@ class Restorer:
     """Restore audio with a shipped or given ONNX generator.
 
     ``chunk_batch`` is how many chunks go to the generator in one call (None:
-    ``CUDA_CHUNK_BATCH`` when the model runs on CUDA, else 1); it changes speed
+    ``DEFAULT_CHUNK_BATCH``); it changes speed
     and memory, never the output. ``pipeline`` runs each generator call on a
     worker thread while this thread decodes, transforms and finishes the
     neighbouring chunks (onnxruntime releases the GIL); it too changes speed,
@@ -137,7 +139,7 @@ class Restorer:
         self.generator = Generator(resolve_model(model), device=device, threads=threads, spin=not pipeline)
         self.config = self.generator.config
         if chunk_batch is None:
-            chunk_batch = CUDA_CHUNK_BATCH if self.generator.device == "cuda" else 1
+            chunk_batch = DEFAULT_CHUNK_BATCH
         self.chunk_batch = chunk_batch
         self.pipeline = pipeline
         self.phase = phase

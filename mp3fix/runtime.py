@@ -19,6 +19,12 @@ from mp3fix.model import ModelConfig, load_config
 DEVICES = ("auto", "cpu", "cuda")
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
+# cuDNN's convolution algorithm search: onnxruntime's default, EXHAUSTIVE, times
+# every algorithm for every new input shape, and the chunks of a song come in a
+# few shapes: on an H100 the first 3-minute restore took 2.43 s with it and 1.37 s
+# with HEURISTIC, later ones 1.53 and 1.28 s (scripts/gpu-tune.py). DEFAULT was
+# as fast but runs every convolution "in Fallback mode" with a warning each.
+CUDA_OPTIONS = {"cudnn_conv_algo_search": "HEURISTIC"}
 CUDA_FELL_BACK = "CUDA is not usable here (onnxruntime fell back to CPU); running on CPU"
 
 
@@ -102,7 +108,8 @@ class Generator:
         if self.providers[0] == CUDA:
             preload_cuda_libraries()
         try:
-            self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=self.providers)
+            providers = [(p, CUDA_OPTIONS) if p == CUDA else p for p in self.providers]
+            self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=providers)
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises several unrelated types
             raise ModelError(f"cannot load model {self.path}: {str(exc).splitlines()[0]}") from exc
         if self.providers[0] == CUDA and self.session.get_providers()[0] != CUDA:

@@ -135,9 +135,10 @@ def fake_cuda_that_falls_back(monkeypatch: pytest.MonkeyPatch) -> list[list[str]
     real = ort.InferenceSession
     asked: list[list[str]] = []
 
-    def session(path: str, sess_options: object = None, providers: list[str] | None = None) -> object:
-        asked.append(list(providers or []))
-        cpu_only = [p for p in providers or [] if p != "CUDAExecutionProvider"] or ["CPUExecutionProvider"]
+    def session(path: str, sess_options: object = None, providers: list | None = None) -> object:
+        names = [p[0] if isinstance(p, tuple) else p for p in providers or []]  # (name, options) or name
+        asked.append(names)
+        cpu_only = [p for p in names if p != "CUDAExecutionProvider"] or ["CPUExecutionProvider"]
         return real(path, sess_options=sess_options, providers=cpu_only)
 
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])

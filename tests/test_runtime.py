@@ -103,6 +103,19 @@ def test_cuda_sessions_preload_the_cuda_libraries_quietly(monkeypatch: pytest.Mo
     assert capsys.readouterr().out == ""
 
 
+def test_cuda_sessions_get_the_heuristic_convolution_search(monkeypatch: pytest.MonkeyPatch) -> None:
+    import onnxruntime as ort
+
+    fake_cuda_that_falls_back(monkeypatch)
+    session = ort.InferenceSession
+    raw: list[list] = []
+    monkeypatch.setattr(ort, "InferenceSession", lambda *a, providers=None, **k: raw.append(providers) or session(
+        *a, providers=providers, **k))
+    Generator(IDENTITY_MODEL, device="auto", threads=1)
+    Generator(IDENTITY_MODEL, device="cpu", threads=1)
+    assert raw == [[(CUDA, {"cudnn_conv_algo_search": "HEURISTIC"}), CPU], [CPU]]
+
+
 def test_a_failing_or_missing_preload_is_not_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
     import onnxruntime as ort
 
