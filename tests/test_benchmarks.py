@@ -77,3 +77,31 @@ def test_band_level_oracles_match_the_original_level_at_their_time_scale(pair) -
     # the static one only gets the excerpt's mean level per band right
     assert np.abs(static[0].mean(axis=1) - levels_ref.mean(axis=1)).max() < 3.0
     assert np.abs(copy[0].mean(axis=1) - levels_ref.mean(axis=1)).max() > 3.0
+
+
+def test_posthoc_changes_touch_only_what_they_name(pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    """benchmarks/posthoc.py: a shelf moves the restored band above its
+    frequency by its gain and nothing below; z scaled by 1 is the shipped
+    restoration and z scaled by 0 differs from it; a hybrid is the restoration
+    below its split and band copy above."""
+    import mp3fix.restore
+    from posthoc import Changed
+
+    monkeypatch.setattr(mp3fix.restore, "normal_table", mp3fix.restore.normal_table)  # put back afterwards
+    _, dec = pair
+    run = Changed(None)
+    shipped = run(dec)
+    np.testing.assert_array_equal(run(dec, "z", [1.0]), shipped)
+    assert not np.array_equal(run(dec, "z", [0.0]), shipped)
+    np.testing.assert_array_equal(run(dec), shipped)  # the changes do not stick
+    shelved = run(dec, "shelf", [15000.0, -12.0])
+    top, mid = slice(int(16500 / (SR / 1024)), 500), slice(CUT_BIN + 8, int(13500 / (SR / 1024)))
+    a, b = stft_mag(shipped)[..., 4:-4], stft_mag(shelved)[..., 4:-4]
+    db = 20 * np.log10(b[..., top, :].mean() / a[..., top, :].mean())
+    assert -13.0 < db < -11.0
+    assert abs(20 * np.log10(b[..., mid, :].mean() / a[..., mid, :].mean())) < 0.5
+    hybrid = run(dec, "hybrid", [9000.0])
+    below, above = slice(0, int(8500 / (SR / 1024))), slice(int(9500 / (SR / 1024)), 500)
+    h, bc = stft_mag(hybrid)[..., 4:-4], stft_mag(band_copy(dec))[..., 4:-4]
+    assert np.abs(h[..., below, :] - a[..., below, :]).max() < 1e-3 * a.max()
+    assert np.abs(h[..., above, :] - bc[..., above, :]).max() < 1e-3 * a.max()

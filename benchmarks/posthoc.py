@@ -1,0 +1,134 @@
+"""Post-hoc changes to a restoration, scored against the restoration as shipped.
+
+    python benchmarks/posthoc.py --change shelf:15000:-6 --change z:0.5 --change hybrid:12000 \\
+        [--split val] [--tracks 9] [--every 1] [--excerpts 3] [--seconds 8] [--kbps 16,32,64] [--model PATH]
+
+Each excerpt is encoded and decoded as in ``quality.py`` and restored (seed 0)
+once as shipped and once per change:
+- ``shelf:HZ:DB``: DB decibels added to the restored band above HZ (a 500 Hz
+  ramp centred on HZ), after the model and its calibration;
+- ``z:S``: the model's noise z scaled by S (0: no noise; "truncation");
+- ``hybrid:HZ``: the restoration below HZ, band copy (``baselines.py``) above
+  (in the STFT), which shows in which band ViSQOL tells the two apart.
+Prints, per bitrate, ViSQOL and LSD of each change and its ViSQOL minus the
+shipped restoration's, averaged per track first (standard error over tracks).
+``--split train --every 6 --excerpts 1`` scores the training tracks the level
+calibration was chosen on. Used for the model card's "What limits it", item 9.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from baselines import band_copy  # noqa: E402
+from quality import SR, Visqol, excerpts, lsd, setting  # noqa: E402
+
+import mp3fix.restore as restore_module  # noqa: E402
+from mp3fix.audio import decode  # noqa: E402
+from mp3fix.spectral import istft, stft  # noqa: E402
+from mp3fix.train.dataset import encode_mp3  # noqa: E402
+
+
+def parse_change(spec: str) -> tuple[str, list[float]]:
+    kind, *args = spec.split(":")
+    want = {"shelf": 2, "z": 1, "hybrid": 1}
+    if kind not in want or len(args) != want[kind]:
+        raise SystemExit(f"bad --change {spec!r}: shelf:HZ:DB, z:SCALE or hybrid:HZ")
+    return kind, [float(a) for a in args]
+
+
+class Changed:
+    """A Restorer whose restored band can be shelved and whose z can be scaled."""
+
+    def __init__(self, model: str | None) -> None:
+        self.table = restore_module.normal_table().copy()
+        self.z_scale = 1.0
+        self.shelf: tuple[float, float] | None = None
+        restore_module.normal_table = lambda: self.table * np.float32(self.z_scale)
+        self.r = restore_module.Restorer(model, device="cpu", threads=1)
+        finish = self.r._finish
+        bins = np.arange(self.r.config.n_bins, dtype=np.float32)
+
+        def shelved(prep, restored, seed, variants):  # noqa: ANN001, ANN202
+            if self.shelf is not None:
+                hz, db = self.shelf
+                ramp = np.clip((bins - hz / SR * self.r.config.n_fft) / 12 + 0.5, 0, 1)
+                restored = restored + (prep.mask1 * ramp * db / 20 * np.log(10))[:, None].astype(np.float32)
+            return finish(prep, restored, seed, variants)
+
+        self.r._finish = shelved
+
+    def __call__(self, x: np.ndarray, kind: str = "", args: list[float] | None = None) -> np.ndarray:
+        self.z_scale, self.shelf = 1.0, None
+        if kind == "z":
+            self.z_scale = args[0]
+        elif kind == "shelf":
+            self.shelf = (args[0], args[1])
+        y = self.r.restore(x, SR, seed=0, variants=1)[0]
+        if kind == "hybrid":
+            n_fft = self.r.config.n_fft
+            f = np.arange(n_fft // 2 + 1) * SR / n_fft
+            spec = np.where(f[None, :, None] < args[0], stft(y, n_fft, n_fft // 2), stft(band_copy(x), n_fft, n_fft // 2))
+            y = istft(spec, n_fft, n_fft // 2, x.shape[-1])
+        return y
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--change", action="append", required=True)
+    ap.add_argument("--data", type=Path, default=Path("data/pairs"))
+    ap.add_argument("--split", default="val", choices=["train", "val", "test"])
+    ap.add_argument("--tracks", type=int, default=9)
+    ap.add_argument("--every", type=int, default=1, help="take every Nth track of the split")
+    ap.add_argument("--excerpts", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=8.0)
+    ap.add_argument("--kbps", default="16,32,64")
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--json", type=Path)
+    a = ap.parse_args()
+    changes = [(spec, *parse_change(spec)) for spec in a.change]
+    tracks = json.loads((a.data / "splits.json").read_text())["splits"][a.split][:: a.every][: a.tracks]
+    run, vq = Changed(a.model), Visqol()
+    rows = []
+    for i, path in enumerate(tracks):
+        for ei, ref in enumerate(excerpts(path, a.seconds, a.excerpts)):
+            for kb in (int(k) for k in a.kbps.split(",")):
+                with tempfile.TemporaryDirectory() as tmp:
+                    mp3 = Path(tmp) / "x.mp3"
+                    encode_mp3(ref, SR, setting(kb), mp3)
+                    dec, _ = decode(mp3, SR)
+                n = min(dec.shape[1], ref.shape[1])
+                dec, r = dec[:, :n], ref[:, :n]
+                row = {"track": Path(path).name, "excerpt": ei, "kbps": kb, "visqol": {}, "lsd": {}}
+                for spec, kind, args in [("shipped", "", None)] + changes:
+                    y = run(dec, kind, args)
+                    row["visqol"][spec], row["lsd"][spec] = vq(r, y), lsd(r, y)
+                rows.append(row)
+        print(f"track {i + 1}/{len(tracks)} done", file=sys.stderr, flush=True)
+    if a.json:
+        a.json.write_text(json.dumps(rows, indent=1))
+    print(f"\n{len(tracks)} {a.split} tracks x {a.excerpts} x {a.seconds:g} s, stereo, seed 0\n")
+    print("| bitrate | change | ViSQOL | minus shipped (se) | LSD dB |")
+    print("|---|---|---|---|---|")
+    for kb in sorted({r["kbps"] for r in rows}):
+        rr = [r for r in rows if r["kbps"] == kb]
+        for spec in ["shipped"] + [c[0] for c in changes]:
+            per = defaultdict(list)
+            for r in rr:
+                per[r["track"]].append(r["visqol"][spec] - r["visqol"]["shipped"])
+            d = np.array([np.mean(v) for v in per.values()])
+            se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
+            print(f"| {kb} | {spec} | {np.mean([r['visqol'][spec] for r in rr]):.3f} | {d.mean():+.3f} ({se:.3f}) "
+                  f"| {np.mean([r['lsd'][spec] for r in rr]):.2f} |")
+
+
+if __name__ == "__main__":
+    main()
