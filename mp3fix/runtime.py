@@ -57,9 +57,11 @@ def preload_cuda_libraries() -> None:
 
     onnxruntime-gpu's CUDA provider finds libcublas, libcudnn and the rest only
     where the dynamic loader looks; ``pip install onnxruntime-gpu[cuda,cudnn]``
-    puts them in site-packages/nvidia, where it does not, and onnxruntime then
-    falls back to CPU (unless torch was imported first, which loads them).
-    ``onnxruntime.preload_dlls`` (1.21+) loads them from there. Its warnings go
+    puts them in site-packages/nvidia, where it does not, and onnxruntime can
+    then fall back to CPU unless torch was imported first (onnxruntime's
+    documentation; the lent GPU machine had CUDA on the loader path, so this
+    was not seen there). ``onnxruntime.preload_dlls`` (1.21+) loads them from
+    site-packages. Its warnings go
     to stdout, which is the user's, so they are dropped: whether CUDA works is
     told by the session's providers afterwards.
     """

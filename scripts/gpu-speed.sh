@@ -7,17 +7,17 @@
 #   here:   unzip onnxruntime-gpu, imageio-ffmpeg, soundfile, cffi, pycparser and pydub wheels
 #           into site/, tar cf - site | xz -9 > site.tar.xz, split -b 54M -d site.tar.xz part.
 #           and put part.0K in .ortK/ (ignored by git)
-#   there:  one call per piece, carry [".ortK"]: mkdir -p .ortall && cp .ortK/part.* .ortall/
-#           (copies under /tmp/ortall are used where .ortall did not survive)
+#   there:  one call per piece, carry [".ortK"]: mkdir -p /tmp/ortall && cp .ortK/part.* /tmp/ortall/
+#           (not into the checkout: ignored folders there did not survive from call to call;
+#           /tmp does while the machine stays warm, 30 s between calls)
 #           then, on the same warm machine: bash scripts/gpu-speed.sh   -> $OUT/*.json, $OUT/log.txt
 set -o pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p $OUT
 export PYTHONUNBUFFERED=1
 exec > >(tee $OUT/log.txt) 2>&1
 if [ ! -d /tmp/site ]; then
-  P=.ortall; [ "$(ls $P 2>/dev/null | wc -l)" -ge "$(ls /tmp/ortall 2>/dev/null | wc -l)" ] || P=/tmp/ortall
-  ls -la $P
-  cat $P/part.* | python3 -c "import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.stdin.buffer), sys.stdout.buffer, 1 << 20)" | tar x -C /tmp || exit 1
+  ls -la /tmp/ortall
+  cat /tmp/ortall/part.* | python3 -c "import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.stdin.buffer), sys.stdout.buffer, 1 << 20)" | tar x -C /tmp || exit 1
   chmod +x /tmp/site/imageio_ffmpeg/binaries/* 2>/dev/null
 fi
 export PYTHONPATH=/tmp/site:$PWD
