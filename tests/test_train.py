@@ -475,6 +475,17 @@ def test_tilt_darkens_both_sides_alike_above_1khz(tmp_path: Path) -> None:
     assert np.all((slopes[0] >= 0) & (slopes[0] <= 6.0)) and np.ptp(slopes[0]) > 0.5
 
 
+def test_full_band_originals_drops_crops_whose_original_has_its_own_edge(tmp_path: Path) -> None:
+    data = _tiny_data(tmp_path / "data")
+    d = dict(np.load(data / "train.npz"))
+    y = d["y"].copy()
+    y[:2] = d["x"][:2]  # two originals that stop where their MP3 does: a lossy release's own low-pass
+    np.savez(data / "train.npz", x=d["x"], y=y, cutoff=d["cutoff"], config=np.arange(len(y), dtype=np.int16))
+    every, full = train.Pairs(data / "train.npz", CFG), train.Pairs(data / "train.npz", CFG, full_band_originals=True)
+    assert len(every) == len(y) and len(full) == len(y) - 2
+    assert np.array_equal(full.y, y[2:])
+
+
 def test_batch_cuts_the_stored_frames_and_the_mask_of_each_crop(tmp_path: Path) -> None:
     data = _tiny_data(tmp_path / "data")
     pairs = train.Pairs(data / "train.npz", CFG)

@@ -59,7 +59,7 @@ def crop_cutoffs(x: np.ndarray, cfg: ModelConfig) -> np.ndarray:
 class Pairs:
     """In-memory crops of (MP3, original) log-magnitudes with their cutoff bins."""
 
-    def __init__(self, path: Path, cfg: ModelConfig) -> None:
+    def __init__(self, path: Path, cfg: ModelConfig, full_band_originals: bool = False) -> None:
         d = np.load(path)
         x, y = d["x"], d["y"]
         # Cutoffs are re-detected per crop with the runtime's detector, so training
@@ -67,6 +67,11 @@ class Pairs:
         # gradient (the mask is zero) and are dropped.
         cut = crop_cutoffs(x, cfg)
         keep = cut < cfg.n_bins - cfg.full_band_margin_bins
+        if full_band_originals:
+            # and crops whose *original* has its own cliff (a lossy release's
+            # low-pass: 41% of the training crops) teach a level above it that
+            # full-band music does not have
+            keep &= crop_cutoffs(y, cfg) >= cfg.n_bins - cfg.full_band_margin_bins
         self.x = x[keep]
         self.y = y[keep]
         self.cutoff = cut[keep].astype(np.int64)
@@ -217,6 +222,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--gain-db", type=float, default=12.0)
     ap.add_argument("--tilt-db", type=float, default=0.0,
                     help="random spectral tilt of each crop, 0 to -TILT dB per octave above 1 kHz, on both sides")
+    ap.add_argument("--full-band-originals", action="store_true",
+                    help="train only on crops whose original has no cliff of its own below the top "
+                         "(validation keeps every crop)")
     ap.add_argument("--ema", type=float, default=0.999,
                     help="decay of the exponential moving average of the generator's weights, which is what "
                          "validation and export use (0: the raw weights)")
@@ -250,7 +258,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg = ModelConfig()
     dev = torch.device(a.device)
     a.run.mkdir(parents=True, exist_ok=True)
-    train = Pairs(a.data / "train.npz", cfg).to(dev)
+    train = Pairs(a.data / "train.npz", cfg, a.full_band_originals).to(dev)
     val = Pairs(a.data / "val.npz", cfg).to(dev)
     if dev.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
