@@ -29,11 +29,11 @@ import numpy as np
 
 from mp3fix import audio
 from mp3fix.chunking import stream_overlap_add
-from mp3fix.codec import own_edge_hz
+from mp3fix.codec import REACH_IGNORED_ABOVE_SHARE, own_edge_hz, own_reach_hz
 from mp3fix.model import DEFAULT_SEED, band_mask, extension_gain, resolve_model
 from mp3fix.phase import STRATEGIES, copy_phase_sources, restore_phase
 from mp3fix.runtime import Generator
-from mp3fix.spectral import detect_cutoff, interior_frames, istft, log_magnitude, stft
+from mp3fix.spectral import detect_cutoff, frame_reach, interior_frames, istft, log_magnitude, stft
 
 Z_BLOCK = 64
 # Chunks per generator call. One: batching 8 chunks a call on CUDA was meant to
@@ -83,6 +83,38 @@ def draw_z(seed: int, variant: int, channel: int, first_frame: int, frames: int,
         hi = min(first_frame + frames, (b + 1) * Z_BLOCK)
         out[:, :, lo - first_frame : hi - first_frame] = block[:, :, lo - b * Z_BLOCK : hi - b * Z_BLOCK]
     return out
+
+
+@dataclass(frozen=True)
+class OwnEdge:
+    """Where a chunk's cliff is the recording's own band edge, not the encoder's,
+    in STFT bins (0: cannot be told); from the band the file's encoder kept
+    (:mod:`mp3fix.codec`)."""
+
+    cliff_below: int = 0  # a cliff below this bin (:func:`mp3fix.codec.own_edge_hz`)
+    reach_below: int = 0  # frames that reach no higher (:func:`mp3fix.codec.own_reach_hz`)
+    reach_ignored_above: int = 0  # frames reaching beyond this do not count
+
+    @classmethod
+    def for_band(cls, band_hz: float | None, sample_rate: int, n_fft: int) -> OwnEdge:
+        def to_bin(hz: float | None) -> int:
+            return int(hz / sample_rate * n_fft) if hz else 0
+
+        reach = own_reach_hz(band_hz)
+        return cls(to_bin(own_edge_hz(band_hz)), to_bin(reach),
+                   to_bin(REACH_IGNORED_ABOVE_SHARE * band_hz if reach and band_hz else None))
+
+    def says_own(self, cutoff: int, power: np.ndarray) -> bool:
+        """Whether a chunk with this cliff and power spectrogram (..., bins, frames)
+        ends at the recording's own edge."""
+        if cutoff < self.cliff_below:
+            return True
+        if not self.reach_below:
+            return False
+        return frame_reach(power, ignore_above=self.reach_ignored_above) < self.reach_below
+
+
+NOT_TOLD = OwnEdge()
 
 
 @dataclass
@@ -167,16 +199,16 @@ class Restorer:
         return self.config.sample_rate
 
     def process_chunk(self, chunk: np.ndarray, start: int, seed: int, variants: int,
-                      lowest_cutoff: int = 0) -> np.ndarray:
+                      own_edge: OwnEdge = NOT_TOLD) -> np.ndarray:
         """(variants*C, n) audio chunk starting at absolute sample ``start`` -> restored.
 
         The input rows are the C source channels repeated for each variant; the
         STFT and cutoff are computed once and the generator runs on all rows.
         """
-        return self.process_chunks([chunk], [start], seed, variants, lowest_cutoff)[0]
+        return self.process_chunks([chunk], [start], seed, variants, own_edge)[0]
 
     def process_chunks(self, chunks: list[np.ndarray], starts: list[int], seed: int,
-                       variants: int, lowest_cutoff: int = 0) -> list[np.ndarray]:
+                       variants: int, own_edge: OwnEdge = NOT_TOLD) -> list[np.ndarray]:
         """Several chunks of one length as in :meth:`process_chunk`, with ONE generator call.
 
         The STFT, cutoff, phase and inverse STFT are per chunk; the generator
@@ -184,21 +216,21 @@ class Restorer:
         into one batch. Mask and copied band are per-row inputs, so chunks with
         different cutoffs batch together; a chunk with nothing to restore is
         passed through and not sent at all. The output is the same as chunk by
-        chunk (the model treats rows independently). A chunk whose cutoff bin
-        is below ``lowest_cutoff`` is passed through too: that cliff is the
-        recording's own band edge, not the encoder's (see :mod:`mp3fix.codec`).
+        chunk (the model treats rows independently). A chunk that ``own_edge``
+        says ends at the recording's own band edge, not the encoder's, is
+        passed through too (see :class:`OwnEdge` and :mod:`mp3fix.codec`).
         """
-        return self._submit(chunks, starts, seed, variants, None, lowest_cutoff)()
+        return self._submit(chunks, starts, seed, variants, None, own_edge)()
 
     def _submit(self, chunks: list[np.ndarray], starts: list[int], seed: int, variants: int,
-                executor: Executor | None, lowest_cutoff: int = 0) -> Callable[[], list[np.ndarray]]:
+                executor: Executor | None, own_edge: OwnEdge = NOT_TOLD) -> Callable[[], list[np.ndarray]]:
         """:meth:`process_chunks` in two halves: STFT and inputs now, the generator
         call on ``executor`` (here and now when None); the returned function
         waits for it and does phase and inverse STFT."""
         outs: dict[int, np.ndarray] = {}
         todo: list[_Prepared] = []
         for i, (chunk, start) in enumerate(zip(chunks, starts, strict=True)):
-            prep = self._prepare(chunk, start, seed, variants, lowest_cutoff)
+            prep = self._prepare(chunk, start, seed, variants, own_edge)
             if prep is None:
                 outs[i] = chunk.copy()  # full-band (or silent) chunk: nothing to restore
             else:
@@ -233,7 +265,7 @@ class Restorer:
         return collect
 
     def _prepare(self, chunk: np.ndarray, start: int, seed: int, variants: int,
-                 lowest_cutoff: int = 0) -> _Prepared | None:
+                 own_edge: OwnEdge = NOT_TOLD) -> _Prepared | None:
         """STFT, cutoff and generator inputs of one chunk; None if it has nothing to restore."""
         cfg = self.config
         rows, n = chunk.shape
@@ -242,11 +274,11 @@ class Restorer:
             spec = stft(chunk[:c], cfg.n_fft, cfg.hop)  # (C, bins+1, frames)
             low = spec[:, : cfg.n_bins]
             # not the edge frames: they hold the click of the chunk's cut-out edges
-            inner = low[..., interior_frames(n, cfg.n_fft, cfg.hop)]
-            cutoff = detect_cutoff(np.abs(inner) ** 2, cfg.cutoff_drop_db, cfg.cutoff_width)
+            power = np.abs(low[..., interior_frames(n, cfg.n_fft, cfg.hop)]) ** 2
+            cutoff = detect_cutoff(power, cfg.cutoff_drop_db, cfg.cutoff_width)
         if cutoff >= cfg.n_bins - cfg.full_band_margin_bins:
             return None
-        if cutoff < lowest_cutoff:
+        if own_edge.says_own(cutoff, power):
             self.own_edge_chunks += 1
             return None
         with self._stage("model"):
@@ -305,28 +337,28 @@ class Restorer:
 
         ``encoder_band_hz`` is the band the source's encoder kept
         (:func:`mp3fix.codec.encoder_band_hz`; None: unknown). A chunk whose
-        cliff lies below :func:`mp3fix.codec.own_edge_hz` of it is left as it
-        is: the recording itself ends there.
+        cliff lies below :func:`mp3fix.codec.own_edge_hz` of it, or whose
+        frames reach no higher than :func:`mp3fix.codec.own_reach_hz` of it,
+        is left as it is: the recording itself ends there.
         """
         cfg = self.config
         if variants < 1:
             raise ValueError("variants must be at least 1")
-        edge = own_edge_hz(encoder_band_hz)
-        lowest = int(edge / cfg.sample_rate * cfg.n_fft) if edge else 0
+        own_edge = OwnEdge.for_band(encoder_band_hz, cfg.sample_rate, cfg.n_fft)
 
         def tiled() -> Iterator[np.ndarray]:
             for b in blocks:
                 yield np.tile(b, (variants, 1))
 
         def process(chunk: np.ndarray, start: int) -> np.ndarray:
-            return self.process_chunk(chunk, start, seed, variants, lowest)
+            return self.process_chunk(chunk, start, seed, variants, own_edge)
 
         # One worker: the generator call of one group runs while this thread
         # reads, cuts and transforms the next and finishes the previous one.
         with ThreadPoolExecutor(1, "mp3fix-model") if self.pipeline else nullcontext() as pool:
 
             def submit(chunks: list[np.ndarray], starts: list[int]) -> Callable[[], list[np.ndarray]]:
-                return self._submit(chunks, starts, seed, variants, pool, lowest)
+                return self._submit(chunks, starts, seed, variants, pool, own_edge)
 
             for out in stream_overlap_add(process, tiled(), cfg.segment, cfg.overlap, cfg.context,
                                           batch=self.chunk_batch, submit=submit):
@@ -374,7 +406,7 @@ class Restorer:
         """Decode ``src``, restore one variant per entry of ``outputs``, write them.
 
         ``guard``: leave passages alone whose cliff the file's bitrate says is the
-        recording's own edge (:func:`mp3fix.codec.own_edge_hz`); False restores
+        recording's own edge (:class:`OwnEdge`); False restores
         them too (an MP3 re-encoded from a lower bitrate looks like that).
 
         Every output is written to a temporary file and renamed only when all of

@@ -155,3 +155,42 @@ def detect_cutoff(power: np.ndarray, drop_db: float = 20.0, width: int = 6, acti
         first -= 1
     centre = int(k[first + int(np.argmax(drop[first : last + 1]))])
     return min(bins, centre + width // 2)
+
+
+def frame_reach(power: np.ndarray, below_db: float = 80.0, active_db: float = 50.0,
+                percentile: float = 99.0, ignore_above: int | None = None) -> int:
+    """How high the frames reach: first bin above their content, from a power
+    spectrogram (..., bins, frames).
+
+    A frame reaches the highest bin within ``below_db`` of its own loudest bin
+    (channels summed); the result is the ``percentile`` of that over the frames
+    within ``active_db`` of the loudest frame, plus one. An encoder's low-pass
+    is ragged: its cliff (:func:`detect_cutoff`) scatters with the music and
+    the bits it has, but in some frames it keeps its whole band, so the frames
+    that reach highest show the band it keeps. A recording that ends lower
+    reaches no higher than its own edge in any frame (a 64 kbit/s MP3 keeps
+    11 kHz: the chunks of full-band music reached 10.7-11.4 kHz, all but 2 of
+    704, those of originals that end at 10 kHz 9.8-10.1; ``benchmarks/edges.py``
+    and :mod:`mp3fix.codec`). The
+    percentile, not the maximum, so that a click's broadband frame does not
+    count; frames that reach beyond ``ignore_above`` (a bin far above any the
+    encoder kept) are left out first: a click or the step where a file starts
+    or stops abruptly reaches Nyquist, and in a chunk with few frames (a file's
+    last) two such frames would decide the percentile. Returns 0 for silence,
+    ``bins`` when every frame is left out.
+    """
+    bins, t = power.shape[-2], power.shape[-1]
+    p = np.moveaxis(power, -2, 0).reshape(bins, -1, t).sum(axis=1)  # (bins, frames)
+    if p.size == 0:
+        return 0
+    energy = p.sum(axis=0)
+    if float(energy.max()) <= 1e-12:
+        return 0
+    p = p[:, energy >= energy.max() * 10.0 ** (-active_db / 10.0)]
+    above = p >= p.max(axis=0) * 10.0 ** (-below_db / 10.0)
+    top = bins - np.argmax(above[::-1], axis=0)  # first bin above each frame's content
+    if ignore_above is not None:
+        top = top[top <= ignore_above]
+        if top.size == 0:
+            return bins
+    return int(np.ceil(np.percentile(top, percentile)))

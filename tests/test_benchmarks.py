@@ -84,8 +84,9 @@ def test_posthoc_changes_touch_only_what_they_name(pair, monkeypatch: pytest.Mon
     frequency by its gain and nothing below; z scaled by 1 is the shipped
     restoration and z scaled by 0 differs from it; a hybrid is the restoration
     below its split and band copy above."""
-    import mp3fix.restore
     from posthoc import Changed
+
+    import mp3fix.restore
 
     monkeypatch.setattr(mp3fix.restore, "normal_table", mp3fix.restore.normal_table)  # put back afterwards
     _, dec = pair
@@ -105,3 +106,33 @@ def test_posthoc_changes_touch_only_what_they_name(pair, monkeypatch: pytest.Mon
     h, bc = stft_mag(hybrid)[..., 4:-4], stft_mag(band_copy(dec))[..., 4:-4]
     assert np.abs(h[..., below, :] - a[..., below, :]).max() < 1e-3 * a.max()
     assert np.abs(h[..., above, :] - bc[..., above, :]).max() < 1e-3 * a.max()
+
+
+def test_edges_shape_is_level_free_and_stops_at_the_cutoff() -> None:
+    """benchmarks/edges.py: the MP3's spectrum shape does not depend on its
+    level, and bands that reach above the given top are left out (NaN)."""
+    from edges import SHAPE_FROM_HZ, SIXTH, shape
+
+    rng = np.random.default_rng(0)
+    power = rng.uniform(0.5, 2.0, 512) * np.exp(-np.arange(512) / 20.0)
+    a, b = shape(power, 5000.0, 30), shape(100.0 * power, 5000.0, 30)
+    keep = SHAPE_FROM_HZ * SIXTH ** np.arange(1, 31) <= 5000.0
+    np.testing.assert_allclose(a[keep], b[keep], atol=1e-9)
+    assert np.all(np.isnan(a[~keep])) and 15 < keep.sum() < 30
+    assert abs(np.nanmean(a)) < 1e-9
+    assert a[0] > a[keep][-1] + 10.0  # the falling spectrum falls
+
+
+def test_edges_ridge_predicts_a_planted_relation_but_not_noise() -> None:
+    """Leave-one-group-out ridge: a linear relation shared by all groups is
+    recovered for the groups left out; a target that is noise is not."""
+    from edges import ridge_leave_one_group_out
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(200, 5))
+    groups = np.repeat(np.arange(40), 5)
+    y = x @ np.array([3.0, -2.0, 0.0, 1.0, 0.5]) - 20.0 + 0.1 * rng.normal(size=200)
+    pred = ridge_leave_one_group_out(x, y, groups, lam=1.0)
+    assert np.corrcoef(pred, y)[0, 1] > 0.99 and abs((pred - y).mean()) < 0.2
+    noise = rng.normal(size=200)
+    assert abs(np.corrcoef(ridge_leave_one_group_out(x, noise, groups, lam=1.0), noise)[0, 1]) < 0.3

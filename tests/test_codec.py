@@ -7,7 +7,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mp3fix.codec import GUARDED_FROM_HZ, OWN_EDGE_SHARE, encoder_band_hz, lame_lowpass_hz, own_edge_hz
+from mp3fix.codec import (
+    GUARDED_FROM_HZ,
+    OWN_EDGE_SHARE,
+    OWN_REACH_SHARE,
+    REACH_GUARDED_FROM_HZ,
+    encoder_band_hz,
+    lame_lowpass_hz,
+    own_edge_hz,
+    own_reach_hz,
+)
 from mp3fix.restore import Restorer
 from tests.helpers import lowpass_noise, make_mp3, stft_mag
 
@@ -57,6 +66,16 @@ def test_own_edge_only_where_the_encoder_keeps_enough() -> None:
     assert own_edge_hz(GUARDED_FROM_HZ) == pytest.approx(OWN_EDGE_SHARE * GUARDED_FROM_HZ)
 
 
+def test_own_reach_only_between_10_and_13_khz() -> None:
+    assert own_reach_hz(None) is None
+    assert own_reach_hz(5500.0) is None  # 32 kbit/s: dark music's frames stop short of the band
+    assert own_reach_hz(7500.0) is None  # 48 kbit/s stereo
+    assert own_reach_hz(11000.0) == pytest.approx(OWN_REACH_SHARE * 11000.0)  # 64 kbit/s stereo
+    assert own_reach_hz(REACH_GUARDED_FROM_HZ) == pytest.approx(OWN_REACH_SHARE * REACH_GUARDED_FROM_HZ)
+    assert own_reach_hz(GUARDED_FROM_HZ) is None  # from there the cliff decides
+    assert own_reach_hz(17000.0) is None
+
+
 def test_a_cliff_far_below_the_encoder_band_is_left_alone(fill_model: Path) -> None:
     # a recording that ends at 7 kHz in a file whose encoder kept 17 kHz (128 kbit/s)
     x = lowpass_noise(4 * SR, 7000.0, SR, channels=2, seed=3)
@@ -67,8 +86,29 @@ def test_a_cliff_far_below_the_encoder_band_is_left_alone(fill_model: Path) -> N
     (y,) = r.restore(x, SR, seed=0, variants=1, encoder_band_hz=17000.0)
     np.testing.assert_allclose(y, x, atol=1e-6)  # left as it was (but for cross-fade rounding)
     assert r.own_edge_chunks > before
-    # an encoder band too low to tell (64 kbit/s): restored
-    assert _restored_above(r, x, 11000.0, 7000.0) > 1e-4
+    # an encoder band too low to tell (48 kbit/s stereo keeps 7.5 kHz): restored
+    assert _restored_above(r, x, 7500.0, 7000.0) > 1e-4
+
+
+@pytest.mark.parametrize("edge_hz,left_alone", [(7000.0, True), (9000.0, True), (10800.0, False)])
+def test_at_64_kbps_the_frames_reach_tells_the_recordings_edge(fill_model: Path, edge_hz: float,
+                                                                left_alone: bool) -> None:
+    # 64 kbit/s (LAME keeps 11 kHz): a cliff anywhere from 0.85 to 1.0 of the
+    # band can be the encoder's, but its frames reach the band; a recording
+    # that ends at 9 kHz reaches no higher in any frame
+    x = lowpass_noise(4 * SR, edge_hz, SR, channels=2, seed=4)
+    x[:, SR : SR + 2] = 0.9  # a click: its broadband frames must not count
+    r = Restorer(fill_model, device="cpu", threads=1)
+    before = r.own_edge_chunks
+    (y,) = r.restore(x, SR, seed=0, variants=1, encoder_band_hz=11000.0)
+    if left_alone:
+        np.testing.assert_allclose(y, x, atol=1e-6)
+        assert r.own_edge_chunks > before
+    else:  # restored, as where the band is not known
+        assert r.own_edge_chunks == before
+        assert np.abs(y - x).max() > 1e-2
+        (unknown,) = r.restore(x, SR, seed=0, variants=1, encoder_band_hz=None)
+        np.testing.assert_array_equal(y, unknown)
 
 
 def test_restore_file_leaves_a_recording_that_ends_below_the_encoder_band(tmp_path: Path,
@@ -86,7 +126,7 @@ def test_restore_file_leaves_a_recording_that_ends_below_the_encoder_band(tmp_pa
     out, _ = audio.decode(tmp_path / "out.wav", SR)
     dec, _ = audio.decode(mp3, SR)
     np.testing.assert_allclose(out, dec, atol=1e-4)  # the MP3 as it was
-    # the same recording at 32 kbit/s (LAME keeps 5.5 kHz at 16 kHz): the cliff is the encoder's
+    # the same recording at 32 kbit/s (LAME keeps 5.5 kHz at 16 kHz): too close to tell, restored
     mp3 = make_mp3(tmp_path, "low", x, SR, 2, 16000, 32)
     res = r.restore_file(mp3, [tmp_path / "out32.wav"])
     assert not any("recording itself" in n for n in res.notes)
@@ -111,3 +151,25 @@ def test_guard_can_be_turned_off_for_a_file_and_on_the_command_line(tmp_path: Pa
     assert freed.exit_code == 0 and "recording itself" not in freed.stdout
     cli2, _ = audio.decode(tmp_path / "cli2.wav", SR)
     np.testing.assert_allclose(cli2, out, atol=1e-4)  # the command line does what the library does
+
+
+def test_restore_file_at_64_kbps_tells_a_recordings_edge_from_the_encoders(tmp_path: Path,
+                                                                           fill_model: Path) -> None:
+    # LAME at 64 kbit/s (24 kHz, keeps 11 kHz): an 8 kHz recording is left as
+    # it is, full-band noise (the encoder's own cliff) is restored
+    from mp3fix import audio
+
+    r = Restorer(fill_model, device="cpu", threads=1)
+    narrow = make_mp3(tmp_path, "narrow64", lowpass_noise(3 * SR, 8000.0, SR, channels=2, seed=6), SR, 2, 24000, 64)
+    assert audio.probe(narrow).encoder_band_hz == 11000.0
+    res = r.restore_file(narrow, [tmp_path / "narrow.wav"])
+    assert any("recording itself ends below the 11.0 kHz a 64 kbit/s MP3 keeps" in n for n in res.notes), res.notes
+    out, _ = audio.decode(tmp_path / "narrow.wav", SR)
+    dec, _ = audio.decode(narrow, SR)
+    np.testing.assert_allclose(out, dec, atol=1e-4)
+    full = make_mp3(tmp_path, "full64", lowpass_noise(3 * SR, 20000.0, SR, channels=2, seed=7), SR, 2, 24000, 64)
+    res = r.restore_file(full, [tmp_path / "full.wav"])
+    assert not any("recording itself" in n for n in res.notes), res.notes
+    out, _ = audio.decode(tmp_path / "full.wav", SR)
+    dec, _ = audio.decode(full, SR)
+    assert np.abs(out - dec).max() > 1e-2

@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 from scipy.signal import ellip, sosfilt
 
-from mp3fix.spectral import detect_cutoff, hann, interior_frames, istft, log_magnitude, n_frames, stft
+from mp3fix.spectral import (
+    detect_cutoff,
+    frame_reach,
+    hann,
+    interior_frames,
+    istft,
+    log_magnitude,
+    n_frames,
+    stft,
+)
 from tests.helpers import brickwall, white_noise
 
 N_FFT, HOP, SR = 1024, 512, 44100
@@ -183,3 +192,47 @@ def test_encoder_holes_below_the_cutoff_are_not_a_cliff() -> None:
     got = detect_cutoff(np.abs(spec) ** 2)
     edge = 4200 / SR * N_FFT
     assert edge <= got <= edge + 6, got
+
+
+# White noise is as loud at its edge as anywhere, so 80 dB below its loudest
+# bin the Hann window's leakage reaches 15-17 bins past a brick wall; music
+# near an encoder's cutoff is far quieter than its loudest bin.
+LEAK = 20
+
+
+def _inner_power(x: np.ndarray) -> np.ndarray:
+    """As the runtime looks at a chunk: without the frames that overlap its ends."""
+    return _power(x)[..., interior_frames(x.shape[-1], N_FFT, HOP)]
+
+
+@pytest.mark.parametrize("edge_hz", [4200.0, 10000.0, 11000.0])
+def test_frame_reach_is_the_highest_band_the_frames_fill(edge_hz: float) -> None:
+    x = brickwall(white_noise(2 * SR, channels=2, seed=11), edge_hz, SR)
+    edge = edge_hz / SR * N_FFT
+    got = frame_reach(_inner_power(x))
+    assert edge <= got <= edge + LEAK, got
+    assert frame_reach(_inner_power(1e-3 * x)) == got  # the level does not matter
+
+
+def test_frame_reach_sees_the_frames_that_keep_the_whole_band() -> None:
+    # an encoder keeping 4.2 kHz in 30% of the frames and 3 kHz in the rest:
+    # its cliff may lie at 3 kHz, the reach is 4.2 (a recording's own 3 kHz
+    # edge would reach 3 kHz in every frame)
+    x = brickwall(white_noise(4 * SR, seed=12), 4200.0, SR)
+    spec = stft(x, N_FFT, HOP)[:, : N_FFT // 2][:, interior_frames(x.shape[-1], N_FFT, HOP)]
+    holes = np.random.default_rng(13).random(spec.shape[-1]) < 0.7
+    spec[int(3000 / SR * N_FFT):, holes] = 0
+    got = frame_reach(np.abs(spec) ** 2)
+    assert 4200 / SR * N_FFT <= got <= 4200 / SR * N_FFT + LEAK, got
+    own = brickwall(white_noise(4 * SR, seed=12), 3000.0, SR)
+    assert frame_reach(_inner_power(own)) <= 3000 / SR * N_FFT + LEAK < 4200 / SR * N_FFT
+
+
+def test_frame_reach_ignores_clicks_and_silence() -> None:
+    x = brickwall(white_noise(8 * SR, seed=14), 8000.0, SR)
+    x[SR : SR + 3] = 0.9  # a click inside: two or three broadband frames of ~690
+    x = np.concatenate([np.zeros(SR, np.float32), x])  # after a second of silence (and a step)
+    edge = 8000 / SR * N_FFT
+    assert edge <= frame_reach(_inner_power(x)) <= edge + LEAK
+    assert frame_reach(_inner_power(x), percentile=100.0) > 500  # the click's frames reach Nyquist
+    assert frame_reach(_power(np.zeros(SR, np.float32))) == 0
