@@ -76,7 +76,8 @@ class Changed:
         if kind == "hybrid":
             n_fft = self.r.config.n_fft
             f = np.arange(n_fft // 2 + 1) * SR / n_fft
-            spec = np.where(f[None, :, None] < args[0], stft(y, n_fft, n_fft // 2), stft(band_copy(x), n_fft, n_fft // 2))
+            below = f[None, :, None] < args[0]
+            spec = np.where(below, stft(y, n_fft, n_fft // 2), stft(band_copy(x), n_fft, n_fft // 2))
             y = istft(spec, n_fft, n_fft // 2, x.shape[-1])
         return y
 
