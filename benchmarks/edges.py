@@ -2,6 +2,7 @@
 
     python benchmarks/edges.py [--data data/pairs] [--excerpts 3] [--seconds 10] [--kbps 16,32,64]
         [--json F] [--from-json F]
+    python benchmarks/edges.py --lame-grid
 
 Two questions, on excerpts of every track of every split, each encoded with
 LAME at the given bitrates (stereo, the lame command line's rates) and decoded
@@ -14,7 +15,11 @@ as ``quality.py`` does.
    (``mp3fix.spectral.frame_reach``, ``mp3fix.restore.OwnEdge``). Prints, per
    bitrate, the reach as a share of the band LAME keeps over the chunks with
    a cliff, and the chunks the runtime's guard leaves alone as the
-   recording's own edge.
+   recording's own edge. ``--lame-grid`` instead encodes one 20-s excerpt of
+   every sixth training track and every validation track (full-band music
+   but for one: none of them ends below 11 kHz) at bitrates, channel counts
+   and rates around 64 kbit/s, and prints the same per setting: where the
+   reach cannot tell, full-band chunks fall below the share too.
 
 2. At 16 and 32 kbit/s, whether the music the MP3 keeps says how bright the
    original is above the MP3's cutoff. The restored band's level is where
@@ -46,11 +51,11 @@ from quality import SR, excerpts, setting  # noqa: E402
 
 from mp3fix.audio import decode  # noqa: E402
 from mp3fix.chunking import chunk_starts  # noqa: E402
-from mp3fix.codec import encoder_band_hz, lame_lowpass_hz  # noqa: E402
+from mp3fix.codec import OWN_REACH_SHARE, encoder_band_hz, encoder_reach_hz, lame_lowpass_hz  # noqa: E402
 from mp3fix.model import ModelConfig, load_config, resolve_model  # noqa: E402
 from mp3fix.restore import OwnEdge  # noqa: E402
 from mp3fix.spectral import detect_cutoff, frame_reach, interior_frames, stft  # noqa: E402
-from mp3fix.train.dataset import encode_mp3  # noqa: E402
+from mp3fix.train.dataset import EncoderConfig, encode_mp3  # noqa: E402
 
 N_FFT = 1024
 TARGET_BAND = (11314.0, 16000.0)  # the octave above where the 16/32 kbit/s restorations start to be decided
@@ -98,10 +103,10 @@ def runtime_chunks(x: np.ndarray, segment: int, overlap: int, context: int) -> l
     return out
 
 
-def chunk_reach(dec: np.ndarray, band_hz: float, cfg: ModelConfig) -> list[dict]:
+def chunk_reach(dec: np.ndarray, band_hz: float, reach_hz: float | None, cfg: ModelConfig) -> list[dict]:
     """Per runtime chunk of a decoded MP3: its cliff, its frames' reach (as the
     guard measures it, Hz) and whether the guard leaves it alone."""
-    edge = OwnEdge.for_band(band_hz, SR, N_FFT)
+    edge = OwnEdge.for_band(band_hz, reach_hz, SR, N_FFT)
     ignore = int(1.25 * band_hz / SR * N_FFT)  # as codec.REACH_IGNORED_ABOVE_SHARE, also where the guard is off
     out = []
     for c in runtime_chunks(dec, cfg.segment, cfg.overlap, cfg.context):
@@ -134,11 +139,45 @@ def measure(data: Path, n_excerpts: int, seconds: float, kbps: list[int]) -> lis
                     q = np.abs(stft(dec, N_FFT, N_FFT // 2)[:, : N_FFT // 2]) ** 2
                     cut = float(detect_cutoff(q) * SR / N_FFT)
                     band = encoder_band_hz("mp3", kb, 2, setting(kb).rate)
+                    reach = encoder_reach_hz("mp3", kb, 2, setting(kb).rate)
                     row["mp3"][str(kb)] = {"cutoff_hz": cut, "power": q.mean(axis=(0, 2)).tolist(), "band_hz": band,
-                                           "chunks": chunk_reach(dec, band, cfg)}
+                                           "chunks": chunk_reach(dec, band, reach, cfg)}
                 rows.append(row)
             print(f"{split} {i + 1}/{len(splits[split])}", file=sys.stderr, flush=True)
     return rows
+
+
+GRID = [EncoderConfig(kb, ch, rate, 1.0) for kb, ch, rates in (
+    (56, 2, (22050, 24000, 32000, 44100)), (64, 2, (22050, 24000, 32000, 44100)),
+    (56, 1, (22050, 24000)), (64, 1, (22050, 24000)), (48, 1, (32000, 44100))) for rate in rates]
+
+
+def lame_grid(data: Path, seconds: float = 20.0) -> None:
+    splits = json.loads((data / "splits.json").read_text())["splits"]
+    tracks = splits["train"][::6] + splits["val"]
+    cfg = load_config(resolve_model(None))
+    stats: dict[EncoderConfig, list[float]] = {g: [] for g in GRID}
+    for i, path in enumerate(tracks):
+        ref = excerpts(path, seconds, 1)[0]
+        for g in GRID:
+            with tempfile.TemporaryDirectory() as tmp:
+                mp3 = Path(tmp) / "x.mp3"
+                encode_mp3(ref, SR, g, mp3)
+                dec, _ = decode(mp3, SR)
+            band = encoder_band_hz("mp3", g.kbps, g.channels, g.rate)
+            stats[g] += [c["reach_hz"] / band for c in chunk_reach(dec, band, None, cfg) if not c["full_band"]]
+        print(f"grid {i + 1}/{len(tracks)}", file=sys.stderr, flush=True)
+    print(f"\nReach per runtime chunk with a cliff, {len(tracks)} tracks (one {seconds:g}-s excerpt each), "
+          "as a share of the band LAME's table gives\n")
+    print(f"| kbit/s | channels | rate | band kHz | reach tells | chunks | min | 1% | below {OWN_REACH_SHARE} |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for g, v in stats.items():
+        a = np.array(v)
+        tells = "yes" if encoder_reach_hz("mp3", g.kbps, g.channels, g.rate) else "no"
+        band = encoder_band_hz("mp3", g.kbps, g.channels, g.rate)
+        below = int((a < OWN_REACH_SHARE).sum())
+        print(f"| {g.kbps} | {g.channels} | {g.rate} | {band / 1000:.2f} | {tells} | {len(a)} | {a.min():.3f} "
+              f"| {np.percentile(a, 1):.3f} | {below} |")
 
 
 def report_reach(rows: list[dict], kbps: list[int]) -> None:
@@ -207,7 +246,11 @@ def main() -> None:
     ap.add_argument("--kbps", default="16,32,64")
     ap.add_argument("--json", type=Path, help="write the measurements here (and read them back with --from-json)")
     ap.add_argument("--from-json", type=Path, help="report on measurements written by --json")
+    ap.add_argument("--lame-grid", action="store_true", help="the reach at settings around 64 kbit/s instead")
     a = ap.parse_args()
+    if a.lame_grid:
+        lame_grid(a.data)
+        return
     kbps = [int(k) for k in a.kbps.split(",")]
     if a.from_json:
         rows = json.loads(a.from_json.read_text())

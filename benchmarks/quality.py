@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baselines import band_copy, noise_fill  # noqa: E402
 
 from mp3fix.audio import decode  # noqa: E402
-from mp3fix.codec import encoder_band_hz  # noqa: E402
+from mp3fix.codec import encoder_band_hz, encoder_reach_hz  # noqa: E402
 from mp3fix.restore import Restorer  # noqa: E402
 from mp3fix.spectral import detect_cutoff, stft  # noqa: E402
 from mp3fix.train.dataset import CONFIGS, EncoderConfig, encode_mp3  # noqa: E402
@@ -157,7 +157,8 @@ def main() -> None:
             dec, r = dec[:, :n], ref[:, :n]
             # what the runtime knows from an MP3 file: the band its encoder keeps
             band = None if a.no_guard else encoder_band_hz("mp3", s.kbps, s.channels, s.rate)
-            v0, v1 = restorer.restore(dec, SR, seed=0, variants=2, encoder_band_hz=band)
+            reach = None if a.no_guard else encoder_reach_hz("mp3", s.kbps, s.channels, s.rate)
+            v0, v1 = restorer.restore(dec, SR, seed=0, variants=2, encoder_band_hz=band, encoder_reach_hz=reach)
             outs = {"mp3": dec, "noise fill": noise_fill(dec), "band copy": band_copy(dec), "mp3fix": v0}
             key = f"{s.kbps}"
             row: dict = {"track": Path(path).name, "excerpt": ei, "kbps": s.kbps, "lsd": {}, "visqol": {}}

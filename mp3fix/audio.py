@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from mp3fix.codec import encoder_band_hz
+from mp3fix.codec import encoder_band_hz, encoder_reach_hz
 from mp3fix.errors import DecodeError, FfmpegNotFoundError, OutputError
 from mp3fix.mp3info import inspect_mp3
 
@@ -80,6 +80,12 @@ class SourceInfo:
     def encoder_band_hz(self) -> float | None:
         """The band the encoder kept at this bitrate (MP3 only), see :mod:`mp3fix.codec`."""
         return encoder_band_hz(self.codec, self.bitrate_kbps, self.channels, self.sample_rate)
+
+    @property
+    def encoder_reach_hz(self) -> float | None:
+        """How high the frames of this file reach at least where the encoder, not
+        the recording, set its edge (MP3 at some settings only), see :mod:`mp3fix.codec`."""
+        return encoder_reach_hz(self.codec, self.bitrate_kbps, self.channels, self.sample_rate)
 
     @property
     def out_channels(self) -> int:

@@ -318,8 +318,9 @@ def restore(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")] = False,
     ignore_bitrate: Annotated[
         bool, typer.Option("--ignore-bitrate", help="Restore also where an MP3's bitrate says the recording "
-                           "itself ends below the band its encoder keeps (from 64 kbit/s stereo or 48 mono up "
-                           "such passages are left alone; an MP3 re-encoded from a lower bitrate looks the same).")
+                           "itself ends below the band its encoder keeps (from 80 kbit/s up, and at 64 kbit/s stereo "
+                           "or 48 mono, such passages are left alone; an MP3 re-encoded from a lower bitrate looks "
+                           "the same).")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only: no progress, no summary.")] = (
         False

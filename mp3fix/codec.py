@@ -39,19 +39,24 @@ GUARDED_FROM_HZ = 13000.0
 # A chunk whose frames never reach this share of the encoder's band is the
 # recording ending (:func:`mp3fix.spectral.frame_reach`): the encoder keeps its
 # whole band in some frames even where its cliff lies lower. At 64 kbit/s
-# (11 kHz), in the shipped model's chunks of the data set's excerpts, the two
-# held-out originals that end at 10 kHz reached 0.89-0.92 of the band, the
-# other 144 tracks 0.97-1.04 in 702 of 704 chunks with a cliff (the other two,
-# 0.82 and 0.93, are an excerpt's short last chunk in a quiet passage: left as
-# the MP3 was; ``benchmarks/edges.py``).
+# stereo (24 kHz, 11 kHz band), in the shipped model's chunks of the data
+# set's excerpts, the two held-out originals that end at 10 kHz reached
+# 0.89-0.92 of the band, the other 144 tracks 0.97-1.04 in 702 of 704 chunks
+# with a cliff (the other two, 0.82 and 0.93, are an excerpt's short last
+# chunk in a quiet passage: left as the MP3 was; ``benchmarks/edges.py``).
 OWN_REACH_SHARE = 0.94
 
-# ... and only where the encoder keeps this much or more (LAME: 64 kbit/s
-# stereo, 48 mono) and less than ``GUARDED_FROM_HZ`` (there the cliff decides,
-# as measured; what the reach would add there is not). At 16 and 32 kbit/s
-# LAME drops the quiet top bands of dark music in nearly every frame: such
-# excerpts reached only 0.82-0.90 of its band there.
-REACH_GUARDED_FROM_HZ = 10000.0
+# ... but only at the settings (bitrate, channels, rate) where that was
+# measured to hold: 64 kbit/s stereo at 24 kHz (what the lame command line
+# picks) and 48 mono at 32 or 44.1 kHz, whose full-band chunks all reached
+# 0.97 of the band or more (``benchmarks/edges.py --lame-grid``). Elsewhere
+# the encoder keeps less than its table's band in every frame of some music:
+# at 22.05 kHz full-band music reached 0.90-0.94 of it in nearly every chunk,
+# at 56 kbit/s stereo, at 64 stereo kept at 32 or 44.1 kHz, at 56 or 64 mono
+# a few chunks reached 0.72-0.94; at 16 and 32 kbit/s the quiet top bands of
+# dark music are dropped in nearly every frame (0.72-0.87). From 13 kHz up
+# the cliff decides (``own_edge_hz``).
+REACH_SETTINGS: frozenset[tuple[int, int, int]] = frozenset({(64, 2, 24000), (48, 1, 32000), (48, 1, 44100)})
 
 # Frames reaching beyond this share of the band hold no encoder's content (a
 # click, the step where a file starts or stops abruptly) and do not count.
@@ -81,10 +86,11 @@ def own_edge_hz(band_hz: float | None) -> float | None:
     return OWN_EDGE_SHARE * band_hz
 
 
-def own_reach_hz(band_hz: float | None) -> float | None:
-    """Frames of a chunk that reach no higher than this are the recording's own
-    edge; None where that cannot be told this way (band unknown, below
-    ``REACH_GUARDED_FROM_HZ`` or from ``GUARDED_FROM_HZ`` on)."""
-    if not band_hz or not REACH_GUARDED_FROM_HZ <= band_hz < GUARDED_FROM_HZ:
+def encoder_reach_hz(codec: str, bitrate_kbps: float | None, channels: int, sample_rate: int) -> float | None:
+    """Frames of a chunk of this file that reach no higher than this are the
+    recording's own edge (:data:`OWN_REACH_SHARE` of the encoder's band); None
+    where the reach cannot tell (not one of :data:`REACH_SETTINGS`)."""
+    band = encoder_band_hz(codec, bitrate_kbps, channels, sample_rate)
+    if band is None or bitrate_kbps is None or (round(bitrate_kbps), channels, sample_rate) not in REACH_SETTINGS:
         return None
-    return OWN_REACH_SHARE * band_hz
+    return OWN_REACH_SHARE * band

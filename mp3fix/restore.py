@@ -29,7 +29,7 @@ import numpy as np
 
 from mp3fix import audio
 from mp3fix.chunking import stream_overlap_add
-from mp3fix.codec import REACH_IGNORED_ABOVE_SHARE, own_edge_hz, own_reach_hz
+from mp3fix.codec import OWN_REACH_SHARE, REACH_IGNORED_ABOVE_SHARE, own_edge_hz
 from mp3fix.model import DEFAULT_SEED, band_mask, extension_gain, resolve_model
 from mp3fix.phase import STRATEGIES, copy_phase_sources, restore_phase
 from mp3fix.runtime import Generator
@@ -92,17 +92,18 @@ class OwnEdge:
     (:mod:`mp3fix.codec`)."""
 
     cliff_below: int = 0  # a cliff below this bin (:func:`mp3fix.codec.own_edge_hz`)
-    reach_below: int = 0  # frames that reach no higher (:func:`mp3fix.codec.own_reach_hz`)
+    reach_below: int = 0  # frames that reach no higher (:func:`mp3fix.codec.encoder_reach_hz`)
     reach_ignored_above: int = 0  # frames reaching beyond this do not count
 
     @classmethod
-    def for_band(cls, band_hz: float | None, sample_rate: int, n_fft: int) -> OwnEdge:
+    def for_band(cls, band_hz: float | None, reach_hz: float | None, sample_rate: int, n_fft: int) -> OwnEdge:
+        """From the band the encoder kept and the reach that tells (either None: not told)."""
+
         def to_bin(hz: float | None) -> int:
             return int(hz / sample_rate * n_fft) if hz else 0
 
-        reach = own_reach_hz(band_hz)
-        return cls(to_bin(own_edge_hz(band_hz)), to_bin(reach),
-                   to_bin(REACH_IGNORED_ABOVE_SHARE * band_hz if reach and band_hz else None))
+        ignored = REACH_IGNORED_ABOVE_SHARE * reach_hz / OWN_REACH_SHARE if reach_hz else None
+        return cls(to_bin(own_edge_hz(band_hz)), to_bin(reach_hz), to_bin(ignored))
 
     def says_own(self, cutoff: int, power: np.ndarray) -> bool:
         """Whether a chunk with this cliff and power spectrogram (..., bins, frames)
@@ -331,6 +332,7 @@ class Restorer:
         variants: int = 1,
         on_progress: Callable[[int], None] | None = None,
         encoder_band_hz: float | None = None,
+        encoder_reach_hz: float | None = None,
     ) -> Iterator[np.ndarray]:
         """Restore a stream of (C, n) blocks at the model rate; yields (variants*C, m)
         blocks, variant-major (rows v*C .. v*C+C-1 are variant v).
@@ -338,13 +340,14 @@ class Restorer:
         ``encoder_band_hz`` is the band the source's encoder kept
         (:func:`mp3fix.codec.encoder_band_hz`; None: unknown). A chunk whose
         cliff lies below :func:`mp3fix.codec.own_edge_hz` of it, or whose
-        frames reach no higher than :func:`mp3fix.codec.own_reach_hz` of it,
-        is left as it is: the recording itself ends there.
+        frames reach no higher than ``encoder_reach_hz``
+        (:func:`mp3fix.codec.encoder_reach_hz`; None: not told), is left as it
+        is: the recording itself ends there.
         """
         cfg = self.config
         if variants < 1:
             raise ValueError("variants must be at least 1")
-        own_edge = OwnEdge.for_band(encoder_band_hz, cfg.sample_rate, cfg.n_fft)
+        own_edge = OwnEdge.for_band(encoder_band_hz, encoder_reach_hz, cfg.sample_rate, cfg.n_fft)
 
         def tiled() -> Iterator[np.ndarray]:
             for b in blocks:
@@ -367,10 +370,11 @@ class Restorer:
                 yield out
 
     def restore(self, samples: np.ndarray, sample_rate: int, seed: int = DEFAULT_SEED,
-                variants: int = 1, encoder_band_hz: float | None = None) -> list[np.ndarray]:
+                variants: int = 1, encoder_band_hz: float | None = None,
+                encoder_reach_hz: float | None = None) -> list[np.ndarray]:
         """Restore in-memory audio (C, n) or (n,) at any rate; returns ``variants``
         arrays of shape (C, m) at the model rate (m = n scaled by the rate ratio).
-        ``encoder_band_hz``: as in :meth:`restore_stream`."""
+        ``encoder_band_hz``, ``encoder_reach_hz``: as in :meth:`restore_stream`."""
         x = np.atleast_2d(np.asarray(samples, dtype=np.float32))
         if sample_rate != self.sample_rate:
             # imported here: scipy.signal takes 0.7-1 s to import, and files are
@@ -382,7 +386,9 @@ class Restorer:
         c = x.shape[0]
         if x.shape[1] == 0:
             return [x.copy() for _ in range(variants)]
-        out = np.concatenate(list(self.restore_stream([x], seed, variants, encoder_band_hz=encoder_band_hz)), axis=1)
+        stream = self.restore_stream([x], seed, variants, encoder_band_hz=encoder_band_hz,
+                                     encoder_reach_hz=encoder_reach_hz)
+        out = np.concatenate(list(stream), axis=1)
         return [out[v * c : (v + 1) * c] for v in range(variants)]
 
     def _timed(self, name: str, it: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
@@ -442,7 +448,8 @@ class Restorer:
             blocks = self._timed("decode", audio.decode_blocks(info, self.sample_rate))
             own_edge_before = self.own_edge_chunks
             band = info.encoder_band_hz if guard else None
-            for out in self.restore_stream(blocks, seed, variants, progress, band):
+            reach = info.encoder_reach_hz if guard else None
+            for out in self.restore_stream(blocks, seed, variants, progress, band, reach):
                 with self._stage("write"):
                     for v, w in enumerate(writers):
                         w.write(out[v * c : (v + 1) * c])

@@ -11,11 +11,10 @@ from mp3fix.codec import (
     GUARDED_FROM_HZ,
     OWN_EDGE_SHARE,
     OWN_REACH_SHARE,
-    REACH_GUARDED_FROM_HZ,
     encoder_band_hz,
+    encoder_reach_hz,
     lame_lowpass_hz,
     own_edge_hz,
-    own_reach_hz,
 )
 from mp3fix.restore import Restorer
 from tests.helpers import lowpass_noise, make_mp3, stft_mag
@@ -66,14 +65,21 @@ def test_own_edge_only_where_the_encoder_keeps_enough() -> None:
     assert own_edge_hz(GUARDED_FROM_HZ) == pytest.approx(OWN_EDGE_SHARE * GUARDED_FROM_HZ)
 
 
-def test_own_reach_only_between_10_and_13_khz() -> None:
-    assert own_reach_hz(None) is None
-    assert own_reach_hz(5500.0) is None  # 32 kbit/s: dark music's frames stop short of the band
-    assert own_reach_hz(7500.0) is None  # 48 kbit/s stereo
-    assert own_reach_hz(11000.0) == pytest.approx(OWN_REACH_SHARE * 11000.0)  # 64 kbit/s stereo
-    assert own_reach_hz(REACH_GUARDED_FROM_HZ) == pytest.approx(OWN_REACH_SHARE * REACH_GUARDED_FROM_HZ)
-    assert own_reach_hz(GUARDED_FROM_HZ) is None  # from there the cliff decides
-    assert own_reach_hz(17000.0) is None
+def test_reach_tells_only_at_the_measured_settings() -> None:
+    # the lame command line's 64 kbit/s stereo (24 kHz), and 48 kbit/s mono
+    assert encoder_reach_hz("mp3", 64, 2, 24000) == pytest.approx(OWN_REACH_SHARE * 11000.0)
+    assert encoder_reach_hz("mp3float", 64, 2, 24000) == pytest.approx(OWN_REACH_SHARE * 11000.0)
+    assert encoder_reach_hz("mp3", 48, 1, 32000) == pytest.approx(OWN_REACH_SHARE * 11250.0)
+    assert encoder_reach_hz("mp3", 48, 1, 44100) == pytest.approx(OWN_REACH_SHARE * 11250.0)  # ffmpeg's choice
+    assert encoder_reach_hz("mp3", 64, 1, 24000) is None  # mono: a few full-band chunks fell short
+    assert encoder_reach_hz("mp3", 64, 2, 22050) is None  # LAME keeps less than its table there
+    assert encoder_reach_hz("mp3", 64, 2, 44100) is None  # and drops dark music's top bands
+    assert encoder_reach_hz("mp3", 56, 2, 24000) is None
+    assert encoder_reach_hz("mp3", 32, 2, 16000) is None
+    assert encoder_reach_hz("mp3", 128, 2, 44100) is None  # the cliff decides there
+    assert encoder_reach_hz("mp3", 63, 2, 24000) is None  # a VBR average
+    assert encoder_reach_hz("aac", 64, 2, 24000) is None
+    assert encoder_reach_hz("mp3", None, 2, 24000) is None
 
 
 def test_a_cliff_far_below_the_encoder_band_is_left_alone(fill_model: Path) -> None:
@@ -100,7 +106,8 @@ def test_at_64_kbps_the_frames_reach_tells_the_recordings_edge(fill_model: Path,
     x[:, SR : SR + 2] = 0.9  # a click: its broadband frames must not count
     r = Restorer(fill_model, device="cpu", threads=1)
     before = r.own_edge_chunks
-    (y,) = r.restore(x, SR, seed=0, variants=1, encoder_band_hz=11000.0)
+    (y,) = r.restore(x, SR, seed=0, variants=1, encoder_band_hz=11000.0,
+                     encoder_reach_hz=encoder_reach_hz("mp3", 64, 2, 24000))
     if left_alone:
         np.testing.assert_allclose(y, x, atol=1e-6)
         assert r.own_edge_chunks > before
@@ -173,3 +180,9 @@ def test_restore_file_at_64_kbps_tells_a_recordings_edge_from_the_encoders(tmp_p
     out, _ = audio.decode(tmp_path / "full.wav", SR)
     dec, _ = audio.decode(full, SR)
     assert np.abs(out - dec).max() > 1e-2
+    # the 8 kHz recording at 64 kbit/s kept at 22.05 kHz: the reach cannot tell there, restored
+    other = make_mp3(tmp_path, "narrow64at22", lowpass_noise(3 * SR, 8000.0, SR, channels=2, seed=6), SR, 2, 22050, 64)
+    info = audio.probe(other)
+    assert info.encoder_band_hz == 11000.0 and info.encoder_reach_hz is None
+    res = r.restore_file(other, [tmp_path / "other.wav"])
+    assert not any("recording itself" in n for n in res.notes), res.notes
