@@ -18,7 +18,8 @@ as ``quality.py`` does.
    recording's own edge. ``--lame-grid`` instead encodes one 20-s excerpt of
    every sixth training track and every validation track (full-band music
    but for one: none of them ends below 11 kHz) at bitrates, channel counts
-   and rates around 64 kbit/s, and prints the same per setting: where the
+   and rates from 48 to 160 kbit/s, and prints the same per setting, with
+   the chunks the runtime's guards (cliff and reach) leave alone: where the
    reach cannot tell, full-band chunks fall below the share too.
 
 2. At 16 and 32 kbit/s, whether the music the MP3 keeps says how bright the
@@ -149,7 +150,9 @@ def measure(data: Path, n_excerpts: int, seconds: float, kbps: list[int]) -> lis
 
 GRID = [EncoderConfig(kb, ch, rate, 1.0) for kb, ch, rates in (
     (56, 2, (22050, 24000, 32000, 44100)), (64, 2, (22050, 24000, 32000, 44100)),
-    (56, 1, (22050, 24000)), (64, 1, (22050, 24000)), (48, 1, (32000, 44100))) for rate in rates]
+    (56, 1, (22050, 24000)), (64, 1, (22050, 24000, 44100)), (48, 1, (32000, 44100)),
+    (80, 2, (32000, 44100)), (96, 2, (32000, 44100, 48000)), (128, 2, (32000, 44100, 48000)),
+    (160, 2, (44100,)), (96, 1, (44100,))) for rate in rates]
 
 
 def lame_grid(data: Path, seconds: float = 20.0) -> None:
@@ -157,6 +160,7 @@ def lame_grid(data: Path, seconds: float = 20.0) -> None:
     tracks = splits["train"][::6] + splits["val"]
     cfg = load_config(resolve_model(None))
     stats: dict[EncoderConfig, list[float]] = {g: [] for g in GRID}
+    alone: dict[EncoderConfig, list[str]] = {g: [] for g in GRID}
     for i, path in enumerate(tracks):
         ref = excerpts(path, seconds, 1)[0]
         for g in GRID:
@@ -165,19 +169,24 @@ def lame_grid(data: Path, seconds: float = 20.0) -> None:
                 encode_mp3(ref, SR, g, mp3)
                 dec, _ = decode(mp3, SR)
             band = encoder_band_hz("mp3", g.kbps, g.channels, g.rate)
-            stats[g] += [c["reach_hz"] / band for c in chunk_reach(dec, band, None, cfg) if not c["full_band"]]
+            chunks = [c for c in chunk_reach(dec, band, encoder_reach_hz("mp3", g.kbps, g.channels, g.rate), cfg)
+                      if not c["full_band"]]
+            stats[g] += [c["reach_hz"] / band for c in chunks]
+            alone[g] += [Path(path).stem for c in chunks if c["left_alone"]]
         print(f"grid {i + 1}/{len(tracks)}", file=sys.stderr, flush=True)
     print(f"\nReach per runtime chunk with a cliff, {len(tracks)} tracks (one {seconds:g}-s excerpt each), "
           "as a share of the band LAME's table gives\n")
-    print(f"| kbit/s | channels | rate | band kHz | reach tells | chunks | min | 1% | below {OWN_REACH_SHARE} |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print(f"| kbit/s | channels | rate | band kHz | reach tells | chunks | min | 1% | below {OWN_REACH_SHARE} "
+          "| left alone by the guards |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for g, v in stats.items():
         a = np.array(v)
         tells = "yes" if encoder_reach_hz("mp3", g.kbps, g.channels, g.rate) else "no"
         band = encoder_band_hz("mp3", g.kbps, g.channels, g.rate)
         below = int((a < OWN_REACH_SHARE).sum())
+        left = ", ".join(f"{t} x{alone[g].count(t)}" for t in sorted(set(alone[g]))) or "none"
         print(f"| {g.kbps} | {g.channels} | {g.rate} | {band / 1000:.2f} | {tells} | {len(a)} | {a.min():.3f} "
-              f"| {np.percentile(a, 1):.3f} | {below} |")
+              f"| {np.percentile(a, 1):.3f} | {below} | {left} |")
 
 
 def report_reach(rows: list[dict], kbps: list[int]) -> None:
@@ -246,7 +255,7 @@ def main() -> None:
     ap.add_argument("--kbps", default="16,32,64")
     ap.add_argument("--json", type=Path, help="write the measurements here (and read them back with --from-json)")
     ap.add_argument("--from-json", type=Path, help="report on measurements written by --json")
-    ap.add_argument("--lame-grid", action="store_true", help="the reach at settings around 64 kbit/s instead")
+    ap.add_argument("--lame-grid", action="store_true", help="the reach and the guards at settings of 48-160 kbit/s")
     a = ap.parse_args()
     if a.lame_grid:
         lame_grid(a.data)
