@@ -52,7 +52,13 @@ from quality import SR, excerpts, setting  # noqa: E402
 
 from mp3fix.audio import decode  # noqa: E402
 from mp3fix.chunking import chunk_starts  # noqa: E402
-from mp3fix.codec import OWN_REACH_SHARE, encoder_band_hz, encoder_reach_hz, lame_lowpass_hz  # noqa: E402
+from mp3fix.codec import (  # noqa: E402
+    OWN_REACH_SHARE,
+    REACH_IGNORED_ABOVE_SHARE,
+    encoder_band_hz,
+    encoder_reach_hz,
+    lame_lowpass_hz,
+)
 from mp3fix.model import ModelConfig, load_config, resolve_model  # noqa: E402
 from mp3fix.restore import OwnEdge  # noqa: E402
 from mp3fix.spectral import detect_cutoff, frame_reach, interior_frames, stft  # noqa: E402
@@ -108,7 +114,7 @@ def chunk_reach(dec: np.ndarray, band_hz: float, reach_hz: float | None, cfg: Mo
     """Per runtime chunk of a decoded MP3: its cliff, its frames' reach (as the
     guard measures it, Hz) and whether the guard leaves it alone."""
     edge = OwnEdge.for_band(band_hz, reach_hz, SR, N_FFT)
-    ignore = int(1.25 * band_hz / SR * N_FFT)  # as codec.REACH_IGNORED_ABOVE_SHARE, also where the guard is off
+    ignore = int(REACH_IGNORED_ABOVE_SHARE * band_hz / SR * N_FFT)  # as the guard does, also where it is off
     out = []
     for c in runtime_chunks(dec, cfg.segment, cfg.overlap, cfg.context):
         p = np.abs(stft(c, N_FFT, N_FFT // 2)[:, : N_FFT // 2]) ** 2

@@ -29,7 +29,7 @@ import numpy as np
 
 from mp3fix import audio
 from mp3fix.chunking import stream_overlap_add
-from mp3fix.codec import OWN_REACH_SHARE, REACH_IGNORED_ABOVE_SHARE, own_edge_hz
+from mp3fix.codec import REACH_IGNORED_ABOVE_SHARE, own_edge_hz
 from mp3fix.model import DEFAULT_SEED, band_mask, extension_gain, resolve_model
 from mp3fix.phase import STRATEGIES, copy_phase_sources, restore_phase
 from mp3fix.runtime import Generator
@@ -102,7 +102,7 @@ class OwnEdge:
         def to_bin(hz: float | None) -> int:
             return int(hz / sample_rate * n_fft) if hz else 0
 
-        ignored = REACH_IGNORED_ABOVE_SHARE * reach_hz / OWN_REACH_SHARE if reach_hz else None
+        ignored = REACH_IGNORED_ABOVE_SHARE * band_hz if reach_hz and band_hz else None
         return cls(to_bin(own_edge_hz(band_hz)), to_bin(reach_hz), to_bin(ignored))
 
     def says_own(self, cutoff: int, power: np.ndarray) -> bool:
