@@ -171,13 +171,13 @@ def frame_reach(power: np.ndarray, below_db: float = 80.0, active_db: float = 50
     reaches no higher than its own edge in any frame (a 64 kbit/s MP3 keeps
     11 kHz: the chunks of full-band music reached 10.7-11.4 kHz, all but 2 of
     704, those of originals that end at 10 kHz 9.8-10.1; ``benchmarks/edges.py``
-    and :mod:`mp3fix.codec`). The
-    percentile, not the maximum, so that a click's broadband frame does not
-    count; frames that reach beyond ``ignore_above`` (a bin far above any the
-    encoder kept) are left out first: a click or the step where a file starts
-    or stops abruptly reaches Nyquist, and in a chunk with few frames (a file's
-    last) two such frames would decide the percentile. Returns 0 for silence,
-    ``bins`` when every frame is left out.
+    and :mod:`mp3fix.codec`). The percentile, not the maximum, so that a
+    click's broadband frame does not count; frames that reach beyond
+    ``ignore_above`` (a bin far above any the encoder kept) are left out
+    first: a click or the step where a file starts or stops abruptly reaches
+    Nyquist, and in a chunk with few frames (a file's last) two such frames
+    would decide the percentile. Returns 0 for silence, ``bins`` when every
+    frame is left out.
     """
     bins, t = power.shape[-2], power.shape[-1]
     p = np.moveaxis(power, -2, 0).reshape(bins, -1, t).sum(axis=1)  # (bins, frames)
