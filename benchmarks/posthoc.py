@@ -1,7 +1,8 @@
 """Post-hoc changes to a restoration, scored against the restoration as shipped.
 
     python benchmarks/posthoc.py --change shelf:15000:-6 --change z:0.5 --change hybrid:12000 \\
-        [--split val] [--tracks 9] [--every 1] [--excerpts 3] [--seconds 8] [--kbps 16,32,64] [--model PATH]
+        [--split val] [--tracks 9] [--every 1] [--track NAME ...] [--excerpts 3] [--seconds 8]
+        [--kbps 16,32,64] [--model PATH]
 
 Each excerpt is encoded and decoded as in ``quality.py`` and restored (seed 0)
 once as shipped and once per change:
@@ -9,7 +10,9 @@ once as shipped and once per change:
   ramp centred on HZ), after the model and its calibration;
 - ``z:S``: the model's noise z scaled by S (0: no noise; "truncation");
 - ``hybrid:HZ``: the restoration below HZ, band copy (``baselines.py``) above
-  (in the STFT), which shows in which band ViSQOL tells the two apart.
+  (in the STFT), which shows in which band ViSQOL tells the two apart;
+- ``source:HZ``: the restoration told that the recording itself ends at HZ
+  (``restore --source-band``), for originals whose own edge is known.
 Prints, per bitrate, ViSQOL and LSD of each change and its ViSQOL minus the
 shipped restoration's, averaged per track first (standard error over tracks).
 ``--split train --every 6 --excerpts 1`` scores the training tracks the level
@@ -39,9 +42,9 @@ from mp3fix.train.dataset import encode_mp3  # noqa: E402
 
 def parse_change(spec: str) -> tuple[str, list[float]]:
     kind, *args = spec.split(":")
-    want = {"shelf": 2, "z": 1, "hybrid": 1}
+    want = {"shelf": 2, "z": 1, "hybrid": 1, "source": 1}
     if kind not in want or len(args) != want[kind]:
-        raise SystemExit(f"bad --change {spec!r}: shelf:HZ:DB, z:SCALE or hybrid:HZ")
+        raise SystemExit(f"bad --change {spec!r}: shelf:HZ:DB, z:SCALE, hybrid:HZ or source:HZ")
     return kind, [float(a) for a in args]
 
 
@@ -72,7 +75,8 @@ class Changed:
             self.z_scale = args[0]
         elif kind == "shelf":
             self.shelf = (args[0], args[1])
-        y = self.r.restore(x, SR, seed=0, variants=1)[0]
+        source = args[0] if kind == "source" else None
+        y = self.r.restore(x, SR, seed=0, variants=1, source_band_hz=source)[0]
         if kind == "hybrid":
             n_fft = self.r.config.n_fft
             f = np.arange(n_fft // 2 + 1) * SR / n_fft
@@ -89,6 +93,7 @@ def main() -> None:
     ap.add_argument("--split", default="val", choices=["train", "val", "test"])
     ap.add_argument("--tracks", type=int, default=9)
     ap.add_argument("--every", type=int, default=1, help="take every Nth track of the split")
+    ap.add_argument("--track", action="append", help="only the tracks of these file names (repeatable)")
     ap.add_argument("--excerpts", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--kbps", default="16,32,64")
@@ -97,6 +102,8 @@ def main() -> None:
     a = ap.parse_args()
     changes = [(spec, *parse_change(spec)) for spec in a.change]
     tracks = json.loads((a.data / "splits.json").read_text())["splits"][a.split][:: a.every][: a.tracks]
+    if a.track:
+        tracks = [t for t in tracks if Path(t).name in a.track]
     run, vq = Changed(a.model), Visqol()
     rows = []
     for i, path in enumerate(tracks):

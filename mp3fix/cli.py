@@ -322,6 +322,13 @@ def restore(
                            "or 48 mono, such passages are left alone; an MP3 re-encoded from a lower bitrate looks "
                            "the same).")
     ] = False,
+    source_band: Annotated[
+        float | None,
+        typer.Option("--source-band", min=1000.0, metavar="HZ",
+                     help="Where the recording itself ends, if you know it (a source sampled at 22 kHz: 10000; "
+                     "a cassette: about 14000): nothing is added above it. \\[default: not known]",
+                     show_default=False),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only: no progress, no summary.")] = (
         False
     ),
@@ -352,7 +359,8 @@ def restore(
 
         settings = RestoreSettings(model=model, device=device.value, threads=threads, phase=phase.value,
                                    phase_iters=phase_iters, chunk_batch=chunk_batch, seed=seed, bit_depth=depth,
-                                   overwrite=overwrite, pipeline=n_jobs == 1, guard=not ignore_bitrate)
+                                   overwrite=overwrite, pipeline=n_jobs == 1, guard=not ignore_bitrate,
+                                   source_band_hz=source_band)
 
         def notice(message: str) -> None:
             if not quiet:

@@ -69,6 +69,8 @@ class RestoreSettings:
     pipeline: bool = True
     # leave a recording alone where the MP3's bitrate says it ends below the encoder's band
     guard: bool = True
+    # where the recordings themselves end, as the user knows it (None: not known)
+    source_band_hz: float | None = None
 
     def restorer(self) -> Restorer:
         from mp3fix.restore import Restorer
@@ -88,7 +90,8 @@ def restore_job(
     t0 = time.perf_counter()
     try:
         fr = restorer.restore_file(job.src, job.outputs, seed=settings.seed, bit_depth=settings.bit_depth,
-                                   on_progress=on_progress, overwrite=settings.overwrite, guard=settings.guard)
+                                   on_progress=on_progress, overwrite=settings.overwrite, guard=settings.guard,
+                                   source_band_hz=settings.source_band_hz)
     except (Mp3fixError, OSError) as exc:
         if isinstance(exc, Mp3fixError):
             message = str(exc)

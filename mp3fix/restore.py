@@ -94,16 +94,19 @@ class OwnEdge:
     cliff_below: int = 0  # a cliff below this bin (:func:`mp3fix.codec.own_edge_hz`)
     reach_below: int = 0  # frames that reach no higher (:func:`mp3fix.codec.encoder_reach_hz`)
     reach_ignored_above: int = 0  # frames reaching beyond this do not count
+    given: int = 0  # the recording's edge as the user gave it: nothing is added from here up
 
     @classmethod
-    def for_band(cls, band_hz: float | None, reach_hz: float | None, sample_rate: int, n_fft: int) -> OwnEdge:
-        """From the band the encoder kept and the reach that tells (either None: not told)."""
+    def for_band(cls, band_hz: float | None, reach_hz: float | None, sample_rate: int, n_fft: int,
+                 source_band_hz: float | None = None) -> OwnEdge:
+        """From the band the encoder kept, the reach that tells and the
+        recording's own band as the user knows it (each None: not told)."""
 
         def to_bin(hz: float | None) -> int:
             return int(hz / sample_rate * n_fft) if hz else 0
 
         ignored = REACH_IGNORED_ABOVE_SHARE * band_hz if reach_hz and band_hz else None
-        return cls(to_bin(own_edge_hz(band_hz)), to_bin(reach_hz), to_bin(ignored))
+        return cls(to_bin(own_edge_hz(band_hz)), to_bin(reach_hz), to_bin(ignored), to_bin(source_band_hz))
 
     def says_own(self, cutoff: int, power: np.ndarray) -> bool:
         """Whether a chunk with this cliff and power spectrogram (..., bins, frames)
@@ -129,6 +132,7 @@ class _Prepared:
     n: int  # samples in the chunk
     inputs: tuple[np.ndarray, ...]  # logmag, mask, z, copied: (variants*C, ...) rows
     index: int = 0  # position in the caller's list
+    top: int = 0  # nothing is added from this bin up (0: up to Nyquist)
 
 
 @dataclass
@@ -279,6 +283,8 @@ class Restorer:
             cutoff = detect_cutoff(power, cfg.cutoff_drop_db, cfg.cutoff_width)
         if cutoff >= cfg.n_bins - cfg.full_band_margin_bins:
             return None
+        if own_edge.given and cutoff >= own_edge.given - cfg.mask_ramp_bins:
+            return None  # the MP3 keeps all the recording has, as the caller says
         if own_edge.says_own(cutoff, power):
             self.own_edge_chunks += 1
             return None
@@ -300,7 +306,7 @@ class Restorer:
                            out=z[v * c + ch, :, :, :frames])
             mask = np.broadcast_to(mask1[None, None, :, None], lm.shape).astype(np.float32)
             copied = lm[:, :, copy_phase_sources(cutoff, cfg.n_bins, cfg.copy_width_bins), :]
-        return _Prepared(spec, cutoff, mask1, first_frame, n, (lm, mask, z, copied))
+        return _Prepared(spec, cutoff, mask1, first_frame, n, (lm, mask, z, copied), top=own_edge.given)
 
     def _finish(self, prep: _Prepared, restored: np.ndarray, seed: int, variants: int) -> np.ndarray:
         """Phase and inverse STFT of one chunk from its rows of generator output."""
@@ -312,6 +318,9 @@ class Restorer:
             if gain:  # on the restored band only: the MP3's own bins keep their level
                 restored = restored + (gain * prep.mask1)[:, None].astype(np.float32)
             mag = np.maximum(np.exp(restored) - cfg.log_floor, 0.0)
+            if prep.top:  # the recording's own edge, as the user gave it: fade out below it, nothing above
+                keep = np.clip((prep.top - np.arange(cfg.n_bins)) / cfg.mask_ramp_bins, 0.0, 1.0)
+                mag = mag * (1.0 - prep.mask1 * (1.0 - keep))[:, None].astype(np.float32)
             mp3_low = np.tile(spec[:, : cfg.n_bins], (variants, 1, 1))
             random_phase = None
             if self.phase == "random":  # per absolute frame, so overlapping chunks agree
@@ -333,6 +342,7 @@ class Restorer:
         on_progress: Callable[[int], None] | None = None,
         encoder_band_hz: float | None = None,
         encoder_reach_hz: float | None = None,
+        source_band_hz: float | None = None,
     ) -> Iterator[np.ndarray]:
         """Restore a stream of (C, n) blocks at the model rate; yields (variants*C, m)
         blocks, variant-major (rows v*C .. v*C+C-1 are variant v).
@@ -342,12 +352,17 @@ class Restorer:
         cliff lies below :func:`mp3fix.codec.own_edge_hz` of it, or whose
         frames reach no higher than ``encoder_reach_hz``
         (:func:`mp3fix.codec.encoder_reach_hz`; None: not told), is left as it
-        is: the recording itself ends there.
+        is: the recording itself ends there. ``source_band_hz`` is where the
+        recording itself ends when the caller knows it (a 22 kHz source, a
+        tape, a lossy original; None: not known): nothing is added above it,
+        and a chunk whose cliff lies there or higher is left as it is.
         """
         cfg = self.config
         if variants < 1:
             raise ValueError("variants must be at least 1")
-        own_edge = OwnEdge.for_band(encoder_band_hz, encoder_reach_hz, cfg.sample_rate, cfg.n_fft)
+        if source_band_hz is not None and source_band_hz <= 0:
+            raise ValueError("source_band_hz must be positive")
+        own_edge = OwnEdge.for_band(encoder_band_hz, encoder_reach_hz, cfg.sample_rate, cfg.n_fft, source_band_hz)
 
         def tiled() -> Iterator[np.ndarray]:
             for b in blocks:
@@ -371,10 +386,10 @@ class Restorer:
 
     def restore(self, samples: np.ndarray, sample_rate: int, seed: int = DEFAULT_SEED,
                 variants: int = 1, encoder_band_hz: float | None = None,
-                encoder_reach_hz: float | None = None) -> list[np.ndarray]:
+                encoder_reach_hz: float | None = None, source_band_hz: float | None = None) -> list[np.ndarray]:
         """Restore in-memory audio (C, n) or (n,) at any rate; returns ``variants``
         arrays of shape (C, m) at the model rate (m = n scaled by the rate ratio).
-        ``encoder_band_hz``, ``encoder_reach_hz``: as in :meth:`restore_stream`."""
+        ``encoder_band_hz``, ``encoder_reach_hz``, ``source_band_hz``: as in :meth:`restore_stream`."""
         x = np.atleast_2d(np.asarray(samples, dtype=np.float32))
         if sample_rate != self.sample_rate:
             # imported here: scipy.signal takes 0.7-1 s to import, and files are
@@ -387,7 +402,7 @@ class Restorer:
         if x.shape[1] == 0:
             return [x.copy() for _ in range(variants)]
         stream = self.restore_stream([x], seed, variants, encoder_band_hz=encoder_band_hz,
-                                     encoder_reach_hz=encoder_reach_hz)
+                                     encoder_reach_hz=encoder_reach_hz, source_band_hz=source_band_hz)
         out = np.concatenate(list(stream), axis=1)
         return [out[v * c : (v + 1) * c] for v in range(variants)]
 
@@ -408,12 +423,15 @@ class Restorer:
         on_progress: Callable[[int, int], None] | None = None,
         overwrite: bool = False,
         guard: bool = True,
+        source_band_hz: float | None = None,
     ) -> FileResult:
         """Decode ``src``, restore one variant per entry of ``outputs``, write them.
 
         ``guard``: leave passages alone whose cliff the file's bitrate says is the
         recording's own edge (:class:`OwnEdge`); False restores
         them too (an MP3 re-encoded from a lower bitrate looks like that).
+        ``source_band_hz``: where the recording itself ends, if known
+        (:meth:`restore_stream`).
 
         Every output is written to a temporary file and renamed only when all of
         them are complete; on any failure none is left behind. The input is only
@@ -449,7 +467,7 @@ class Restorer:
             own_edge_before = self.own_edge_chunks
             band = info.encoder_band_hz if guard else None
             reach = info.encoder_reach_hz if guard else None
-            for out in self.restore_stream(blocks, seed, variants, progress, band, reach):
+            for out in self.restore_stream(blocks, seed, variants, progress, band, reach, source_band_hz):
                 with self._stage("write"):
                     for v, w in enumerate(writers):
                         w.write(out[v * c : (v + 1) * c])

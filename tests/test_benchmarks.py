@@ -83,7 +83,8 @@ def test_posthoc_changes_touch_only_what_they_name(pair, monkeypatch: pytest.Mon
     """benchmarks/posthoc.py: a shelf moves the restored band above its
     frequency by its gain and nothing below; z scaled by 1 is the shipped
     restoration and z scaled by 0 differs from it; a hybrid is the restoration
-    below its split and band copy above."""
+    below its split and band copy above; a source band keeps what lies below it
+    and adds nothing above."""
     from posthoc import Changed
 
     import mp3fix.restore
@@ -106,6 +107,10 @@ def test_posthoc_changes_touch_only_what_they_name(pair, monkeypatch: pytest.Mon
     h, bc = stft_mag(hybrid)[..., 4:-4], stft_mag(band_copy(dec))[..., 4:-4]
     assert np.abs(h[..., below, :] - a[..., below, :]).max() < 1e-3 * a.max()
     assert np.abs(h[..., above, :] - bc[..., above, :]).max() < 1e-3 * a.max()
+    sourced = stft_mag(run(dec, "source", [9000.0]))[..., 4:-4]  # the recording ends at 9 kHz: nothing above
+    assert sourced[..., above, :].mean() < 0.01 * a[..., above, :].mean()
+    assert abs(20 * np.log10(sourced[..., mid.start : int(8500 / (SR / 1024)), :].mean()
+                             / a[..., mid.start : int(8500 / (SR / 1024)), :].mean())) < 0.5
 
 
 def test_edges_shape_is_level_free_and_stops_at_the_cutoff() -> None:

@@ -417,3 +417,20 @@ def test_python_m_mp3fix_and_cheap_import() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "mp3fix.restore"
+
+
+def test_source_band_caps_what_is_added(tmp_path, stereo_mp3: Path, fill_model: Path) -> None:
+    # the 32 kbit/s MP3's cutoff is about 5.5 kHz; told that the recording ends at 8 kHz, nothing is added above
+    from mp3fix import audio
+    from tests.helpers import stft_mag
+
+    free, capped = tmp_path / "free.wav", tmp_path / "capped.wav"
+    assert run("restore", stereo_mp3, "-o", free, "--model", fill_model, "-q").exit_code == 0
+    assert run("restore", stereo_mp3, "-o", capped, "--model", fill_model, "-q", "--source-band", 8000).exit_code == 0
+    f, _ = audio.decode(free, 44100)
+    c, _ = audio.decode(capped, 44100)
+    top = slice(int(9000 / 44100 * 1024), 500)
+    assert stft_mag(c)[..., top, 8:-8].mean() < 0.01 * stft_mag(f)[..., top, 8:-8].mean()
+    refused = run("restore", stereo_mp3, "-o", tmp_path / "x.wav", "--model", fill_model, "--source-band", 500)
+    assert refused.exit_code == 2 and "--source-band" in refused.output
+    assert not (tmp_path / "x.wav").exists()

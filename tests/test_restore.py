@@ -578,3 +578,30 @@ def test_normal_table_is_a_standard_normal() -> None:
     assert abs(float(t.astype(np.float64).var()) - 1.0) < 1e-3
     # the fraction within one sigma is the normal's 68.27%
     assert abs(float(np.mean(np.abs(t) < 1.0)) - 0.6827) < 1e-3
+
+
+def _band_level(x: np.ndarray, lo_hz: float, hi_hz: float) -> float:
+    m = stft_mag(x)[..., int(lo_hz / SR * 1024) : int(hi_hz / SR * 1024), 8:-8]
+    return float(m.mean())
+
+
+def test_source_band_adds_nothing_above_the_recordings_own_edge(fill: Restorer, fill_input: np.ndarray,
+                                                                 fill_outputs: list[np.ndarray]) -> None:
+    # the caller says the recording ends at 9 kHz: restored from the 5 kHz cutoff up to there, nothing above
+    (capped,) = fill.restore(fill_input, SR, seed=0, variants=1, source_band_hz=9000.0)
+    free = fill_outputs[0]  # the same seed with no source band
+    above_input = _band_level(fill_input, 10000, 20000)  # leakage only
+    above_free, above_capped = _band_level(free, 10000, 20000), _band_level(capped, 10000, 20000)
+    assert above_free > 100 * above_input and above_capped < 2 * above_input
+    below_input = _band_level(fill_input, 5800, 8300)
+    below_free, below_capped = _band_level(free, 5800, 8300), _band_level(capped, 5800, 8300)
+    assert below_capped > 10 * below_input and abs(20 * np.log10(below_capped / below_free)) < 0.5
+    assert _band_level(capped, 0, 4500) == pytest.approx(_band_level(fill_input, 0, 4500), rel=1e-3)
+
+
+def test_source_band_at_or_below_the_cutoff_leaves_the_audio_alone(fill: Restorer, fill_input: np.ndarray) -> None:
+    (y,) = fill.restore(fill_input, SR, seed=0, variants=1, source_band_hz=5000.0)
+    np.testing.assert_allclose(y, fill_input, atol=1e-6)
+    assert fill.own_edge_chunks == 0  # not the bitrate's guard: nothing to say about it
+    with pytest.raises(ValueError, match="source_band_hz"):
+        fill.restore(fill_input, SR, source_band_hz=0.0)
