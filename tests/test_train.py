@@ -211,6 +211,61 @@ def test_split_is_by_whole_track_and_reproducible() -> None:
     assert sum(len(s) for s in sets) == 40 and len(set.union(*sets)) == 40  # disjoint, complete
 
 
+def test_collect_music_takes_the_music_folder_and_zipped_music_only(tmp_path: Path) -> None:
+    import zipfile
+
+    tree = tmp_path / "data" / "music" / "unpacked"  # the tree's own path names the folder too
+    (tree / "usr/games/x/data/music").mkdir(parents=True)
+    (tree / "usr/games/x/data/sound").mkdir(parents=True)
+    (tree / "usr/games/x/data/music/theme.ogg").write_bytes(b"OggS theme")
+    (tree / "usr/games/x/data/music/notes.txt").write_text("not audio")
+    (tree / "usr/games/x/data/sound/crash.ogg").write_bytes(b"OggS crash")
+    with zipfile.ZipFile(tree / "usr/games/x/public.zip", "w") as z:
+        z.writestr("audio/music/anthem.ogg", b"OggS anthem")
+        z.writestr("audio/sfx/boom.ogg", b"OggS boom")
+    dst = tmp_path / "out"
+    assert dataset.collect_music(tree, "data/music/", dst) == 1
+    assert sorted(p.name for p in dst.iterdir()) == ["theme.ogg"]
+    assert dataset.collect_music(tree, "audio/music/", dst) == 1
+    assert sorted(p.name for p in dst.iterdir()) == ["anthem.ogg", "theme.ogg"]
+    assert (dst / "anthem.ogg").read_bytes() == b"OggS anthem"
+
+
+def _fake_pairs(args: tuple) -> dict:
+    path = args[0]
+    x = np.zeros((2, F, 8), np.float16)
+    x[:, 100:] = np.log(CFG.log_floor)  # an MP3 with nothing above bin 100
+    return {"x": list(x), "y": list(x), "cutoff": [100, 100], "config": [0, 0], "lags": [0], "path": path,
+            "seconds": 60.0}
+
+
+def _fake_pairs_of_extra_tracks_only(args: tuple) -> dict:
+    if not str(args[0]).startswith("x"):  # the train and val pairs are already there
+        raise AssertionError(f"rebuilt {args[0]}")
+    return _fake_pairs(args)
+
+
+def test_build_adds_extra_tracks_to_training_only_and_keeps_built_splits(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(dataset, "make_pairs", _fake_pairs)
+    monkeypatch.setattr(dataset, "_ffmpeg_duration", lambda p: 60.0)
+    tracks = [Path(f"t{i}.ogg") for i in range(20)]
+    out = tmp_path / "pairs"
+    dataset.build(out, tracks, 3, 1, 60.0, 1, 1)
+    first = json.loads((out / "splits.json").read_text())
+    assert "train_extra" not in first["splits"] and not (out / "train-extra.npz").exists()
+    extra = [Path(f"x{i}.ogg") for i in range(5)]
+    monkeypatch.setattr(dataset, "make_pairs", _fake_pairs_of_extra_tracks_only)
+    summary = dataset.build(out, tracks, 3, 1, 60.0, 1, 1, extra=extra, skip_existing=True)
+    second = json.loads((out / "splits.json").read_text())
+    for name in ("train", "val", "test"):  # the held-out tracks stay the same, and no extra track is in them
+        assert second["splits"][name] == first["splits"][name]
+    assert second["splits"]["train_extra"] == [str(p) for p in extra]
+    assert summary["pairs"]["train_extra"] == 10 and np.load(out / "train-extra.npz")["x"].shape == (10, F, 8)
+    assert summary["pairs"]["train"] == first["summary"]["pairs"]["train"]
+    pairs = train.Pairs([out / "train.npz", out / "train-extra.npz"], CFG)
+    assert len(pairs) == summary["pairs"]["train"] + 10
+
+
 def _tiny_data(folder: Path) -> Path:
     rng = np.random.default_rng(0)
     folder.mkdir()

@@ -5,13 +5,16 @@ One command (``python -m mp3fix.train.dataset --out data``) does it all:
    unpack, no install), or any folder of good-quality music (``--music DIR``);
 2. split by whole track into train / val / test with a seeded shuffle (test
    tracks are only listed, for ``benchmarks/quality.py``; they never touch training);
+   the music of five more game packages (``EXTRA_PACKAGES``) is added to
+   training only, so the held-out tracks stay those of the first four;
 3. for each train/val track and a few seeded encoder settings drawn from
    ``CONFIGS`` (bitrate, mono/stereo, the sample rate the ``lame`` command line
    picks for that bitrate), encode an excerpt with LAME (ffmpeg's libmp3lame),
    decode it exactly the way the runtime does (``mp3fix.audio``), check that it
    lines up with the original by cross-correlation, and cut aligned crops of
    log-magnitude spectrograms (float16) with the detected cutoff.
-The result is ``OUT/train.npz``, ``OUT/val.npz`` and ``OUT/splits.json``.
+The result is ``OUT/train.npz``, ``OUT/train-extra.npz``, ``OUT/val.npz`` and
+``OUT/splits.json``.
 """
 
 from __future__ import annotations
@@ -35,6 +38,12 @@ from mp3fix.model import ModelConfig
 from mp3fix.spectral import detect_cutoff, log_magnitude, stft
 
 PACKAGES = ["ufoai-music", "warzone2100-music", "wesnoth-1.16-music", "singularity-music"]
+# More free game music, for training only (the splits above stay as they were, so
+# the held-out tracks are the same): package -> the folder its music is in (0 A.D.
+# keeps its music inside a zip archive). 7.8 hours, nearly all full band.
+EXTRA_PACKAGES = {"0ad-data": "audio/music/", "freedroidrpg-data": "sound/music/",
+                  "hedgewars-data": "Data/Music/", "supertuxkart-data": "data/music/",
+                  "widelands-data": "data/music/"}
 AUDIO_EXT = {".ogg", ".opus", ".flac", ".wav", ".mp3", ".m4a"}
 
 
@@ -79,6 +88,42 @@ def fetch_packages(root: Path) -> Path:
             with zipfile.ZipFile(pk3) as z:
                 z.extractall(raw / "pk3" / pk3.stem)
     return raw
+
+
+def fetch_extra(root: Path) -> Path:
+    """Download ``EXTRA_PACKAGES`` and keep only their music, in ``root/extra/PKG``."""
+    debs, extra = root / "debs-extra", root / "extra"
+    debs.mkdir(parents=True, exist_ok=True)
+    for pkg, folder in EXTRA_PACKAGES.items():
+        dst = extra / pkg
+        if dst.exists():
+            continue
+        if not any(debs.glob(f"{pkg}_*.deb")):
+            subprocess.run(["apt-get", "download", pkg], cwd=debs, check=True)
+        with tempfile.TemporaryDirectory(dir=root) as tmp:
+            subprocess.run(["dpkg", "-x", str(next(debs.glob(f"{pkg}_*.deb"))), tmp], check=True)
+            part = dst.with_suffix(".part")
+            collect_music(Path(tmp), folder, part)
+            part.rename(dst)
+    return extra
+
+
+def collect_music(tree: Path, folder: str, dst: Path) -> int:
+    """Move the audio files under ``folder`` (a path inside ``tree``, or inside a zip
+    archive there) to ``dst``; returns how many. Sound effects elsewhere stay."""
+    dst.mkdir(parents=True, exist_ok=True)
+    n = 0
+    for f in sorted(tree.rglob("*")):
+        if f.suffix.lower() == ".zip":
+            with zipfile.ZipFile(f) as z:
+                for info in z.infolist():
+                    if info.filename.startswith(folder) and Path(info.filename).suffix.lower() in AUDIO_EXT:
+                        (dst / Path(info.filename).name).write_bytes(z.read(info))
+                        n += 1
+        elif f.is_file() and f.suffix.lower() in AUDIO_EXT and f"/{folder}" in "/" + f.relative_to(tree).as_posix():
+            f.replace(dst / f.name)
+            n += 1
+    return n
 
 
 def find_tracks(folder: Path, min_seconds: float = 20.0) -> list[Path]:
@@ -193,14 +238,35 @@ def make_pairs(args: tuple[str, int, int, dict, float, int]) -> dict:
             "seconds": len(chosen) * excerpt_s}
 
 
+NPZ = {"train": "train.npz", "val": "val.npz", "train_extra": "train-extra.npz"}
+
+
 def build(out: Path, tracks: list[Path], seed: int, n_configs: int, excerpt_s: float,
-          crops_per: int, jobs: int) -> dict:
+          crops_per: int, jobs: int, extra: list[Path] | None = None, skip_existing: bool = False) -> dict:
+    """Pairs for the train and val tracks (and ``extra`` tracks, training only) in ``out``.
+
+    ``skip_existing`` keeps a split's pairs already in ``out`` when the split is
+    the same as the one recorded there (the build is seeded per track, so they
+    would come out the same): adding the extra tracks then costs only theirs.
+    """
     mc = ModelConfig()
     splits = split_tracks(tracks, seed)
+    if extra:
+        splits["train_extra"] = sorted(str(p) for p in extra)
     out.mkdir(parents=True, exist_ok=True)
+    old = json.loads((out / "splits.json").read_text()) if (out / "splits.json").exists() else None
     summary: dict = {"seed": seed, "hours": {}, "pairs": {}, "misaligned": 0}
-    for name in ("train", "val"):
-        jobs_args = [(p, seed * 100003 + i, n_configs, mc.to_dict(), excerpt_s, crops_per)
+    for name in ("train", "val", "train_extra"):
+        if name not in splits:
+            continue
+        if (skip_existing and old and old["splits"].get(name) == splits[name] and (out / NPZ[name]).exists()
+                and name in old["summary"]["pairs"]):
+            summary["pairs"][name] = old["summary"]["pairs"][name]
+            summary["misaligned"] += old["summary"].get("misaligned_by_split", {}).get(name, 0)
+            print(f"[{name}] kept {out / NPZ[name]}", flush=True)
+            continue
+        base = seed * 100003 + (10**6 if name == "train_extra" else 0)
+        jobs_args = [(p, base + i, n_configs, mc.to_dict(), excerpt_s, crops_per)
                      for i, p in enumerate(splits[name])]
         xs, ys, cuts, kinds = [], [], [], []
         t0 = time.time()
@@ -213,8 +279,10 @@ def build(out: Path, tracks: list[Path], seed: int, n_configs: int, excerpt_s: f
                 summary["misaligned"] += sum(1 for lag in res["lags"] if lag != 0)
                 print(f"[{name}] {k + 1}/{len(jobs_args)} tracks, {len(xs)} pairs, "
                       f"{time.time() - t0:.0f}s", flush=True)
-        np.savez(out / f"{name}.npz", x=np.stack(xs), y=np.stack(ys),
+        tmp = out / (NPZ[name] + ".part.npz")
+        np.savez(tmp, x=np.stack(xs), y=np.stack(ys),
                  cutoff=np.array(cuts, dtype=np.int16), config=np.array(kinds, dtype=np.int16))
+        tmp.replace(out / NPZ[name])
         summary["pairs"][name] = len(xs)
     for name, paths in splits.items():
         secs = sum(_ffmpeg_duration(Path(p)) or 0.0 for p in paths)
@@ -233,11 +301,20 @@ def main() -> None:
     ap.add_argument("--excerpt", type=float, default=60.0, help="seconds encoded per setting")
     ap.add_argument("--crops", type=int, default=12, help="crops per track and setting")
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--no-extra", action="store_true",
+                    help="leave out the training-only packages (EXTRA_PACKAGES; the data set before 2026-11-28)")
+    ap.add_argument("--skip-existing", action="store_true",
+                    help="keep pairs already built for an unchanged split (e.g. to add the extra tracks)")
     a = ap.parse_args()
     music = a.music or fetch_packages(a.out / "music")
     tracks = find_tracks(music)
     print(f"{len(tracks)} tracks in {music}")
-    summary = build(a.out / "pairs", tracks, a.seed, a.configs_per_track, a.excerpt, a.crops, a.jobs)
+    extra = None
+    if not a.music and not a.no_extra:
+        extra = find_tracks(fetch_extra(a.out / "music"))
+        print(f"{len(extra)} training-only tracks in {a.out / 'music' / 'extra'}")
+    summary = build(a.out / "pairs", tracks, a.seed, a.configs_per_track, a.excerpt, a.crops, a.jobs,
+                    extra, a.skip_existing)
     print(json.dumps(summary, indent=1))
 
 

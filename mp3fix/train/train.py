@@ -59,9 +59,13 @@ def crop_cutoffs(x: np.ndarray, cfg: ModelConfig) -> np.ndarray:
 class Pairs:
     """In-memory crops of (MP3, original) log-magnitudes with their cutoff bins."""
 
-    def __init__(self, path: Path, cfg: ModelConfig, full_band_originals: bool = False) -> None:
-        d = np.load(path)
-        x, y = d["x"], d["y"]
+    def __init__(self, path: Path | list[Path], cfg: ModelConfig, full_band_originals: bool = False) -> None:
+        files = [np.load(p) for p in (path if isinstance(path, list) else [path])]
+        if len(files) == 1:
+            x, y = files[0]["x"], files[0]["y"]
+        else:
+            x = np.concatenate([d["x"] for d in files])
+            y = np.concatenate([d["y"] for d in files])
         # Cutoffs are re-detected per crop with the runtime's detector, so training
         # sees exactly the masks inference will use; full-band crops carry no
         # gradient (the mask is zero) and are dropped.
@@ -222,6 +226,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--gain-db", type=float, default=12.0)
     ap.add_argument("--tilt-db", type=float, default=0.0,
                     help="random spectral tilt of each crop, 0 to -TILT dB per octave above 1 kHz, on both sides")
+    ap.add_argument("--no-extra", action="store_true",
+                    help="train on train.npz only, without the training-only packages' train-extra.npz")
     ap.add_argument("--full-band-originals", action="store_true",
                     help="train only on crops whose original has no cliff of its own below the top "
                          "(validation keeps every crop)")
@@ -258,7 +264,11 @@ def main(argv: list[str] | None = None) -> None:
     cfg = ModelConfig()
     dev = torch.device(a.device)
     a.run.mkdir(parents=True, exist_ok=True)
-    train = Pairs(a.data / "train.npz", cfg, a.full_band_originals).to(dev)
+    train_files = [a.data / "train.npz"]
+    if not a.no_extra and (a.data / "train-extra.npz").exists():
+        train_files.append(a.data / "train-extra.npz")
+    train = Pairs(train_files, cfg, a.full_band_originals).to(dev)
+    print(f"{len(train)} training crops with a cutoff, from {', '.join(f.name for f in train_files)}", flush=True)
     val = Pairs(a.data / "val.npz", cfg).to(dev)
     if dev.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
