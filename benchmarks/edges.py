@@ -19,8 +19,10 @@ as ``quality.py`` does.
    every sixth training track and every validation track (full-band music
    but for one: none of them ends below 11 kHz) at bitrates, channel counts
    and rates from 48 to 160 kbit/s, and prints the same per setting, with
-   the chunks the runtime's guards (cliff and reach) leave alone: where the
-   reach cannot tell, full-band chunks fall below the share too.
+   the chunks the runtime's guards (cliff and reach) leave alone (with the
+   MP3's cliff in kHz, and "own edge" where the original itself stops there,
+   "MISS" where it goes on above it): where the reach cannot tell, full-band
+   chunks fall below the share too.
 
 2. At 16 and 32 kbit/s, whether the music the MP3 keeps says how bright the
    original is above the MP3's cutoff. The restored band's level is where
@@ -169,16 +171,23 @@ def lame_grid(data: Path, seconds: float = 20.0) -> None:
     alone: dict[EncoderConfig, list[str]] = {g: [] for g in GRID}
     for i, path in enumerate(tracks):
         ref = excerpts(path, seconds, 1)[0]
+        # where each chunk of the original itself stops (Nyquist: full band)
+        own = [detect_cutoff(np.abs(stft(c, N_FFT, N_FFT // 2)[:, : N_FFT // 2]) ** 2, cfg.cutoff_drop_db,
+                             cfg.cutoff_width) * SR / N_FFT
+               for c in runtime_chunks(ref, cfg.segment, cfg.overlap, cfg.context)]
         for g in GRID:
             with tempfile.TemporaryDirectory() as tmp:
                 mp3 = Path(tmp) / "x.mp3"
                 encode_mp3(ref, SR, g, mp3)
                 dec, _ = decode(mp3, SR)
             band = encoder_band_hz("mp3", g.kbps, g.channels, g.rate)
-            chunks = [c for c in chunk_reach(dec, band, encoder_reach_hz("mp3", g.kbps, g.channels, g.rate), cfg)
-                      if not c["full_band"]]
-            stats[g] += [c["reach_hz"] / band for c in chunks]
-            alone[g] += [Path(path).stem for c in chunks if c["left_alone"]]
+            chunks = [(c, own[k] if k < len(own) else SR / 2)
+                      for k, c in enumerate(chunk_reach(dec, band, encoder_reach_hz("mp3", g.kbps, g.channels, g.rate),
+                                                        cfg)) if not c["full_band"]]
+            stats[g] += [c["reach_hz"] / band for c, _ in chunks]
+            # a chunk left alone whose original goes on above the MP3's cliff is a miss
+            alone[g] += [f"{Path(path).stem} ({'own edge' if o <= c['cutoff_hz'] + 500 else 'MISS'} "
+                         f"{c['cutoff_hz'] / 1000:.1f})" for c, o in chunks if c["left_alone"]]
         print(f"grid {i + 1}/{len(tracks)}", file=sys.stderr, flush=True)
     print(f"\nReach per runtime chunk with a cliff, {len(tracks)} tracks (one {seconds:g}-s excerpt each), "
           "as a share of the band LAME's table gives\n")
