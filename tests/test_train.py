@@ -262,6 +262,7 @@ def test_build_adds_extra_tracks_to_training_only_and_keeps_built_splits(tmp_pat
     assert second["splits"]["train_extra"] == [str(p) for p in extra]
     assert summary["pairs"]["train_extra"] == 10 and np.load(out / "train-extra.npz")["x"].shape == (10, F, 8)
     assert summary["pairs"]["train"] == first["summary"]["pairs"]["train"]
+    assert summary["misaligned_by_split"] == {"train": 0, "val": 0, "train_extra": 0} and summary["misaligned"] == 0
     pairs = train.Pairs([out / "train.npz", out / "train-extra.npz"], CFG)
     assert len(pairs) == summary["pairs"]["train"] + 10
 

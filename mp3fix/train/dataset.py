@@ -255,14 +255,16 @@ def build(out: Path, tracks: list[Path], seed: int, n_configs: int, excerpt_s: f
         splits["train_extra"] = sorted(str(p) for p in extra)
     out.mkdir(parents=True, exist_ok=True)
     old = json.loads((out / "splits.json").read_text()) if (out / "splits.json").exists() else None
-    summary: dict = {"seed": seed, "hours": {}, "pairs": {}, "misaligned": 0}
+    summary: dict = {"seed": seed, "hours": {}, "pairs": {}, "misaligned": 0, "misaligned_by_split": {}}
     for name in ("train", "val", "train_extra"):
         if name not in splits:
             continue
         if (skip_existing and old and old["splits"].get(name) == splits[name] and (out / NPZ[name]).exists()
                 and name in old["summary"]["pairs"]):
             summary["pairs"][name] = old["summary"]["pairs"][name]
-            summary["misaligned"] += old["summary"].get("misaligned_by_split", {}).get(name, 0)
+            # a data set built before the counts per split has one total, for train and val
+            by_split = old["summary"].get("misaligned_by_split", {"train": old["summary"]["misaligned"]})
+            summary["misaligned_by_split"][name] = by_split.get(name, 0)
             print(f"[{name}] kept {out / NPZ[name]}", flush=True)
             continue
         base = seed * 100003 + (10**6 if name == "train_extra" else 0)
@@ -276,7 +278,8 @@ def build(out: Path, tracks: list[Path], seed: int, n_configs: int, excerpt_s: f
                 ys += res["y"]
                 cuts += res["cutoff"]
                 kinds += res["config"]
-                summary["misaligned"] += sum(1 for lag in res["lags"] if lag != 0)
+                summary["misaligned_by_split"][name] = (summary["misaligned_by_split"].get(name, 0)
+                                                        + sum(1 for lag in res["lags"] if lag != 0))
                 print(f"[{name}] {k + 1}/{len(jobs_args)} tracks, {len(xs)} pairs, "
                       f"{time.time() - t0:.0f}s", flush=True)
         tmp = out / (NPZ[name] + ".part.npz")
@@ -284,6 +287,7 @@ def build(out: Path, tracks: list[Path], seed: int, n_configs: int, excerpt_s: f
                  cutoff=np.array(cuts, dtype=np.int16), config=np.array(kinds, dtype=np.int16))
         tmp.replace(out / NPZ[name])
         summary["pairs"][name] = len(xs)
+    summary["misaligned"] = sum(summary["misaligned_by_split"].values())
     for name, paths in splits.items():
         secs = sum(_ffmpeg_duration(Path(p)) or 0.0 for p in paths)
         summary["hours"][name] = round(secs / 3600, 2)
