@@ -12,7 +12,10 @@ once as shipped and once per change:
 - ``hybrid:HZ``: the restoration below HZ, band copy (``baselines.py``) above
   (in the STFT), which shows in which band ViSQOL tells the two apart;
 - ``source:HZ``: the restoration told that the recording itself ends at HZ
-  (``restore --source-band``), for originals whose own edge is known.
+  (``restore --source-band``), for originals whose own edge is known;
+- ``keep:R``: in the restored band, every bin where the MP3 is more than R
+  times louder than the restoration keeps the MP3's (content the encoder kept
+  in some frames above its ragged cliff).
 Prints, per bitrate, ViSQOL and LSD of each change and its ViSQOL minus the
 shipped restoration's, averaged per track first (standard error over tracks).
 ``--split train --every 6 --excerpts 1`` scores the training tracks the level
@@ -42,14 +45,15 @@ from mp3fix.train.dataset import encode_mp3  # noqa: E402
 
 def parse_change(spec: str) -> tuple[str, list[float]]:
     kind, *args = spec.split(":")
-    want = {"shelf": 2, "z": 1, "hybrid": 1, "source": 1}
+    want = {"shelf": 2, "z": 1, "hybrid": 1, "source": 1, "keep": 1}
     if kind not in want or len(args) != want[kind]:
-        raise SystemExit(f"bad --change {spec!r}: shelf:HZ:DB, z:SCALE, hybrid:HZ or source:HZ")
+        raise SystemExit(f"bad --change {spec!r}: shelf:HZ:DB, z:SCALE, hybrid:HZ, source:HZ or keep:RATIO")
     return kind, [float(a) for a in args]
 
 
 class Changed:
-    """A Restorer whose restored band can be shelved and whose z can be scaled."""
+    """A Restorer whose restored band can be shelved, whose z can be scaled, and
+    which can keep the MP3's own louder bins in the restored band."""
 
     def __init__(self, model: str | None) -> None:
         self.table = restore_module.normal_table().copy()
@@ -68,9 +72,23 @@ class Changed:
             return finish(prep, restored, seed, variants)
 
         self.r._finish = shelved
+        self.keep: float | None = None
+        phase = restore_module.restore_phase
+
+        def keeping(mag, mp3_spec, mask, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+            spec = phase(mag, mp3_spec, mask, *args, **kwargs)
+            if self.keep is not None:
+                band = (mask > 0)[:, None]
+                louder = band & (np.abs(mp3_spec[..., : spec.shape[-2], :]) > self.keep * np.abs(spec))
+                spec = np.where(louder, mp3_spec[..., : spec.shape[-2], :], spec)
+            return spec
+
+        restore_module.restore_phase = keeping
 
     def __call__(self, x: np.ndarray, kind: str = "", args: list[float] | None = None) -> np.ndarray:
-        self.z_scale, self.shelf = 1.0, None
+        self.z_scale, self.shelf, self.keep = 1.0, None, None
+        if kind == "keep":
+            self.keep = args[0]
         if kind == "z":
             self.z_scale = args[0]
         elif kind == "shelf":

@@ -83,13 +83,15 @@ def test_posthoc_changes_touch_only_what_they_name(pair, monkeypatch: pytest.Mon
     """benchmarks/posthoc.py: a shelf moves the restored band above its
     frequency by its gain and nothing below; z scaled by 1 is the shipped
     restoration and z scaled by 0 differs from it; a hybrid is the restoration
-    below its split and band copy above; a source band keeps what lies below it
-    and adds nothing above."""
+    below its split and band copy above; keeping the MP3's louder bins keeps
+    all of them at ratio 0 and none at a huge one; a source band keeps what
+    lies below it and adds nothing above."""
     from posthoc import Changed
 
     import mp3fix.restore
 
     monkeypatch.setattr(mp3fix.restore, "normal_table", mp3fix.restore.normal_table)  # put back afterwards
+    monkeypatch.setattr(mp3fix.restore, "restore_phase", mp3fix.restore.restore_phase)
     _, dec = pair
     run = Changed(None)
     shipped = run(dec)
@@ -107,6 +109,10 @@ def test_posthoc_changes_touch_only_what_they_name(pair, monkeypatch: pytest.Mon
     h, bc = stft_mag(hybrid)[..., 4:-4], stft_mag(band_copy(dec))[..., 4:-4]
     assert np.abs(h[..., below, :] - a[..., below, :]).max() < 1e-3 * a.max()
     assert np.abs(h[..., above, :] - bc[..., above, :]).max() < 1e-3 * a.max()
+    huge = run(dec, "keep", [1e9])  # the MP3 wins only where the restoration is exactly 0
+    assert np.abs(huge - shipped).max() < 1e-3 * np.abs(shipped).max()
+    kept = stft_mag(run(dec, "keep", [0.0]))[..., 4:-4]  # every bin the MP3 has is the MP3's: next to nothing
+    assert kept[..., top, :].mean() < 0.1 * a[..., top, :].mean()
     sourced = stft_mag(run(dec, "source", [9000.0]))[..., 4:-4]  # the recording ends at 9 kHz: nothing above
     assert sourced[..., above, :].mean() < 0.01 * a[..., above, :].mean()
     assert abs(20 * np.log10(sourced[..., mid.start : int(8500 / (SR / 1024)), :].mean()
