@@ -302,12 +302,38 @@ def test_short_training_run_logs_and_resumes(tmp_path: Path) -> None:
     assert [g["lr"] for g in st["opt_d"]["param_groups"]] == [5e-5]
 
 
+def test_visqol_band_weights_sit_on_the_top_octaves() -> None:
+    w = losses.visqol_band_weights(CFG.sample_rate)
+    f = losses.erb_centres_hz(CFG.sample_rate)
+    assert w.shape == (losses.NSIM_BANDS,) and bool((w >= 0).all())
+    assert abs(float(w.mean()) - 1.0) < 1e-5
+    assert abs(float(f[0]) - 50.0) < 1e-6 and abs(float(f[-1]) - CFG.sample_rate / 2) < 1e-3
+    mid, top = (f > 3700) & (f < 6700), (f > 9000) & (f < 17000)
+    assert float(w[mid].max()) < 0.1 * float(w[top].min())  # ViSQOL hardly hears 3.7-6.7 kHz
+
+
+def test_nsim_loss_with_visqol_weights_counts_errors_by_band() -> None:
+    fb = losses.erb_filterbank(CFG.n_bins, CFG.sample_rate, CFG.n_fft)
+    w = losses.visqol_band_weights(CFG.sample_rate)
+    x, m, _, _ = _inputs()  # restored band from bin 120 (5.2 kHz) up
+    hz = torch.arange(F, dtype=torch.float32) * CFG.sample_rate / CFG.n_fft
+    g = torch.Generator().manual_seed(1)
+    jumps = 1.5 * torch.randn(x.shape[:-2] + (1, x.shape[-1]), generator=g)
+    low = x + m * ((hz < 6500).float()[:, None] * jumps)  # level jumps only at 5.2-6.5 kHz
+    high = x + m * (((hz > 10000) & (hz < 16000)).float()[:, None] * jumps)  # only at 10-16 kHz
+    for name, y in (("low", low), ("high", high)):
+        assert float(losses.nsim_loss(y, x, m, fb)) > 0.005, name
+    assert float(losses.nsim_loss(low, x, m, fb, w)) < 0.3 * float(losses.nsim_loss(low, x, m, fb))
+    assert float(losses.nsim_loss(high, x, m, fb, w)) > float(losses.nsim_loss(high, x, m, fb))
+    assert float(losses.nsim_loss(x, x, m, fb, w)) < 1e-3
+
+
 def test_training_with_the_nsim_term_logs_it(tmp_path: Path) -> None:
     data = _tiny_data(tmp_path / "data")
     run = tmp_path / "run"
     train.main(["--data", str(data), "--run", str(run), "--batch", "2", "--crop", "32", "--base", "4", "--depth",
                 "2", "--warmup", "2", "--val-every", "4", "--ckpt-every", "2", "--threads", "1", "--steps", "2",
-                "--nsim", "1"])
+                "--nsim", "1", "--nsim-weights", "visqol"])
     lines = (run / "log.csv").read_text().splitlines()
     header, last = lines[0], lines[-1]
     i = header.split(",").index("nsim")

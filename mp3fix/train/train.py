@@ -46,6 +46,7 @@ from mp3fix.train.losses import (
     lsd_db,
     nsim_loss,
     pooled_log_l1,
+    visqol_band_weights,
 )
 from mp3fix.train.nets import BandGenerator, Critic, Generator, band_matrices, build_generator
 
@@ -213,6 +214,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--fm", type=float, default=0.5)
     ap.add_argument("--nsim", type=float, default=0.0,
                     help="weight of the auditory-structure (NSIM) term; 0 leaves it out")
+    ap.add_argument("--nsim-weights", choices=["flat", "visqol"], default="flat",
+                    help="how the NSIM term weights its ERB bands: all alike, or by how much each moves "
+                         "ViSQOL's score (losses.visqol_band_weights: almost all of it from 7.7 kHz up)")
     ap.add_argument("--envelope", type=float, default=0.0,
                     help="weight of the fast band-envelope term (losses.envelope_loss); 0 leaves it out")
     ap.add_argument("--crps", type=float, default=0.0,
@@ -339,6 +343,7 @@ def main(argv: list[str] | None = None) -> None:
     acc = {"rec": 0.0, "g_adv": 0.0, "fm": 0.0, "d_loss": 0.0, "nsim": 0.0, "distill": 0.0, "crps": 0.0}
     n_acc = 0
     fb = erb_filterbank(cfg.n_bins, cfg.sample_rate, cfg.n_fft).to(dev)
+    nsim_w = visqol_band_weights(cfg.sample_rate).to(dev) if a.nsim_weights == "visqol" else None
     deadline = time.time() + 60.0 * a.minutes if a.minutes else float("inf")
     best = st.get("best", float("inf")) if ckpt.exists() else float("inf")
     stop = False
@@ -359,7 +364,7 @@ def main(argv: list[str] | None = None) -> None:
         rec = pooled_log_l1(out, y, m, cfg.log_floor)
         loss = rec
         if a.nsim > 0:
-            ns = nsim_loss(out, y, m, fb)
+            ns = nsim_loss(out, y, m, fb, nsim_w)
             loss = loss + a.nsim * ns
             acc["nsim"] += ns.item()
         if a.envelope > 0:
