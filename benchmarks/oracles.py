@@ -18,7 +18,10 @@ given one thing from the original above the MP3's cutoff:
 - ``mp3fix's level in ERB bands, every frame``: the same with the bands of
   ``nets.BandGenerator`` (``--erb-bands``, 64 by default) and its gains
   interpolated across bins: what that generator would give if it matched
-  mp3fix's band levels exactly.
+  mp3fix's band levels exactly;
+- ``the original below the cutoff``: the other way round, mp3fix above the
+  cutoff and the original's STFT (magnitude and phase) below it: what mending
+  the encoder's holes and smearing in the band it kept could be worth.
 
 It prints ViSQOL minus band copy for each oracle and for mp3fix (seed 0), and,
 for band copy and mp3fix, how their fast band-level changes (level in dB minus
@@ -57,6 +60,7 @@ ORACLES = {"magnitude": "mag", "band level, every frame": "frame", "band level, 
            "band level, whole excerpt": "static"}
 MODEL_LEVELS = "mp3fix's band level, every frame"
 MODEL_ERB = "mp3fix's level in ERB bands, every frame"
+BELOW = "the original below the cutoff (mp3fix above)"
 
 
 def third_octaves(first_bin: int, bins: int) -> np.ndarray:
@@ -103,6 +107,15 @@ def oracle(dec: np.ndarray, ref: np.ndarray, mode: str, erb_bands: int = 64) -> 
     return istft(out, N_FFT, HOP, dec.shape[-1])
 
 
+def below_oracle(dec: np.ndarray, ours: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """mp3fix's restoration above the cutoff of ``dec``, the original ``ref`` below it."""
+    c = detect_cutoff(np.abs(stft(dec, N_FFT, HOP)[:, : N_FFT // 2]) ** 2)
+    if c >= N_FFT // 2 - 24:  # nothing restored: nothing to mend
+        return ours
+    below = (np.arange(N_FFT // 2 + 1) < c)[None, :, None]
+    return istft(np.where(below, stft(ref, N_FFT, HOP), stft(ours, N_FFT, HOP)), N_FFT, HOP, dec.shape[-1])
+
+
 def src_all(c: int) -> np.ndarray:
     """Band copy's source bin for every bin (the intact band maps to itself)."""
     return copy_phase_sources(c, N_FFT // 2, 64)
@@ -128,10 +141,10 @@ def main() -> None:
     ap.add_argument("--model", default=None)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--erb-bands", type=int, default=64, help="bands of the ERB row")
-    ap.add_argument("--only", nargs="+", choices=[*ORACLES, MODEL_LEVELS, MODEL_ERB], default=None,
+    ap.add_argument("--only", nargs="+", choices=[*ORACLES, MODEL_LEVELS, MODEL_ERB, BELOW], default=None,
                     help="rows to compute (default: all)")
     a = ap.parse_args()
-    rows = a.only or [*ORACLES, MODEL_LEVELS, MODEL_ERB]
+    rows = a.only or [*ORACLES, MODEL_LEVELS, MODEL_ERB, BELOW]
     tracks = json.loads((a.data / "splits.json").read_text())["splits"][a.split][: a.tracks]
     restorer = Restorer(a.model, device="cpu", threads=a.threads)
     vq = Visqol()
@@ -154,7 +167,9 @@ def main() -> None:
             ours = restorer.restore(dec, SR, seed=0)[0]
             gains[s.kbps]["mp3fix"].append(vq(r, ours) - base)
             for name in rows:
-                if name in (MODEL_LEVELS, MODEL_ERB):
+                if name == BELOW:
+                    y = below_oracle(dec, ours, r)
+                elif name in (MODEL_LEVELS, MODEL_ERB):
                     y = oracle(dec, ours, "frame" if name == MODEL_LEVELS else "erb", a.erb_bands)
                 else:
                     y = oracle(dec, r, ORACLES[name])

@@ -12,7 +12,7 @@ from helpers import brickwall, enveloped_noise, stft_mag
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from baselines import band_copy, noise_fill  # noqa: E402
-from oracles import fast_levels, oracle, third_octaves  # noqa: E402
+from oracles import below_oracle, fast_levels, oracle, third_octaves  # noqa: E402
 
 SR = 44100
 CUT_HZ = 6000.0
@@ -60,6 +60,19 @@ def test_magnitude_oracle_restores_the_originals_magnitudes(pair) -> None:
     # where the MP3 is 100+ dB away
     assert np.median(np.abs(o - r)) < 4.0
     assert np.median(np.abs(d - r)) > 40.0
+
+
+def test_below_oracle_takes_the_original_below_the_cutoff_and_the_restoration_above(pair) -> None:
+    ref, dec = pair
+    ours = band_copy(dec)  # any restoration with content above the cutoff
+    out = below_oracle(dec, ours, ref)
+    db = [20 * np.log10(stft_mag(x)[..., 4:-4] + 1e-6) for x in (ref, ours, out)]
+    lo, hi = slice(0, CUT_BIN - 8), slice(CUT_BIN + 8, 500)
+    assert np.median(np.abs(db[2][..., lo, :] - db[0][..., lo, :])) < 0.1
+    assert np.median(np.abs(db[2][..., hi, :] - db[1][..., hi, :])) < 0.1
+    assert np.median(np.abs(db[1][..., hi, :] - db[0][..., hi, :])) > 3.0  # the two differ up there
+    full = ref  # no cutoff in it: nothing restored, nothing mended
+    np.testing.assert_array_equal(below_oracle(full, full * 0.5, ref), full * 0.5)
 
 
 def test_band_level_oracles_match_the_original_level_at_their_time_scale(pair) -> None:
