@@ -14,7 +14,14 @@ torch = pytest.importorskip("torch", reason="training tests need the train extra
 from mp3fix.model import ModelConfig, band_mask, shipped_model_path  # noqa: E402
 from mp3fix.phase import copy_phase_sources  # noqa: E402
 from mp3fix.train import dataset, export, losses, train  # noqa: E402
-from mp3fix.train.nets import BandGenerator, Critic, Generator, band_matrices, build_generator  # noqa: E402
+from mp3fix.train.nets import (  # noqa: E402
+    BandCritic,
+    BandGenerator,
+    Critic,
+    Generator,
+    band_matrices,
+    build_generator,
+)
 from tests.helpers import enveloped_noise  # noqa: E402
 
 CFG = ModelConfig()
@@ -87,6 +94,23 @@ def test_critic_returns_features_and_patch_logits() -> None:
     feats = D(x, x, m)
     assert len(feats) == 5 and feats[-1].shape[1] == 1
     assert all(f.shape[0] == 2 for f in feats)
+
+
+def test_band_critic_judges_band_levels() -> None:
+    D = BandCritic(n_bins=F, sample_rate=CFG.sample_rate, n_fft=CFG.n_fft, bands=32, base=8).eval()
+    x, m, _, _ = _inputs()
+    feats = D(x, x, m)
+    assert feats[0].shape[2] == 16 and feats[-1].shape[1] == 1  # 32 band rows, halved by the first layer
+    # the same as the bins critic run on the band levels (log RMS) and the mask at the band centres
+    levels = 0.5 * torch.log(torch.matmul(D.analysis, torch.exp(2 * x)) + 1e-10)
+    plain = Critic.forward(D, levels, levels, torch.index_select(m, 2, D.centres))
+    assert torch.allclose(feats[-1], plain[-1])
+    # one band louder in one frame changes what it says there
+    y = x.clone()
+    y[:, :, 300:330, 10] += 2.0
+    assert not torch.allclose(D(y, x, m)[-1], feats[-1])
+    # the analysis is rebuilt, not saved: a state dict holds only the weights
+    assert not any(k in ("analysis", "centres") for k in D.state_dict())
 
 
 def test_losses() -> None:
@@ -504,6 +528,27 @@ def test_training_with_the_crps_term_logs_it(tmp_path: Path) -> None:
                 "--base", "4", "--depth", "2", "--crps", "1", "--steps", "2"])
     header, *rows = (run / "log.csv").read_text().splitlines()
     assert float(rows[-1].split(",")[header.split(",").index("crps")]) > 0
+
+
+def test_training_with_the_band_critic_and_switching_back(tmp_path: Path) -> None:
+    data = _tiny_data(tmp_path / "data")
+    run = tmp_path / "run"
+    args = ["--data", str(data), "--run", str(run), "--batch", "2", "--crop", "32", "--warmup", "0",
+            "--val-every", "2", "--ckpt-every", "2", "--threads", "1", "--arch", "band", "--bands", "32",
+            "--base", "4", "--depth", "2", "--critic-base", "8"]
+    train.main(args + ["--critic", "band", "--steps", "2"])
+    header, *rows = (run / "log.csv").read_text().splitlines()
+    assert float(rows[-1].split(",")[header.split(",").index("d_loss")]) > 0  # the critic trained
+    _, _, D, _ = export.load_run(run)
+    assert isinstance(D, BandCritic)
+    band_weights = torch.load(run / "last.pt", weights_only=False)["D"]
+    train.main(args + ["--steps", "4"])  # back to the bins critic: a new one, the generator goes on
+    st = torch.load(run / "last.pt", weights_only=False)
+    assert st["step"] == 4 and st["arch"]["critic_kind"] == "bins"
+    _, _, D, _ = export.load_run(run)
+    assert type(D) is Critic
+    name = "convs.0.parametrizations.weight.original"
+    assert not torch.equal(st["D"][name], band_weights[name])
 
 
 def test_training_a_band_generator_by_distillation(tmp_path: Path) -> None:

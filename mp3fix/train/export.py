@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from mp3fix.model import DEFAULT_MODEL, ModelConfig, sha256_of
-from mp3fix.train.nets import BandGenerator, Critic, Generator, build_generator
+from mp3fix.train.nets import BandGenerator, Critic, Generator, build_critic, build_generator
 
 
 def load_run(run: Path) -> tuple[Generator | BandGenerator, Generator | BandGenerator, Critic, int]:
@@ -34,7 +34,7 @@ def load_run(run: Path) -> tuple[Generator | BandGenerator, Generator | BandGene
         G.load_state_dict(weights)
         return G.eval()
 
-    D = Critic(base=arch.get("critic_base", 32))
+    D = build_critic(arch)
     D.load_state_dict(st["D"])
     return generator(st["G"]), generator(st.get("G_ema", st["G"])), D.eval(), int(st["step"])
 
@@ -118,7 +118,8 @@ def main() -> None:
     torch.save({k: v.half() for k, v in G_raw.state_dict().items()}, state / "generator.pt")
     torch.save({k: v.half() for k, v in G.state_dict().items()}, state / "generator-ema.pt")
     torch.save({k: v.half() for k, v in D.state_dict().items()}, state / "critic.pt")
-    arch = dict(cfg.training["arch"], critic_base=D.convs[0].parametrizations.weight.original.shape[0])
+    arch = dict(cfg.training["arch"], critic_base=D.convs[0].parametrizations.weight.original.shape[0],
+                critic_kind=D.kind)
     (state / "state.json").write_text(json.dumps({"step": step, "arch": arch}, indent=1) + "\n")
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) and {state}")
 

@@ -148,6 +148,8 @@ class Generator(nn.Module):
 class Critic(nn.Module):
     """Patch critic on (log-magnitude, MP3 log-magnitude, mask), spectrally normalised."""
 
+    kind = "bins"
+
     def __init__(self, base: int = 32, layers: int = 4) -> None:
         super().__init__()
         sn = nn.utils.parametrizations.spectral_norm
@@ -169,6 +171,42 @@ class Critic(nn.Module):
             feats.append(h)
         feats.append(self.head(h))
         return feats
+
+
+class BandCritic(Critic):
+    """The same patch critic on ERB band levels instead of bins.
+
+    ``benchmarks/oracles.py`` puts what a restorer can still win in how each
+    band's level moves frame by frame, and the band generator predicts exactly
+    that; a critic that sees bins judges mostly band copy's fine structure,
+    which the generator cannot change. This one sees the log RMS level of the
+    ``bands`` ERB bands of the output and of the MP3 (the same analysis as the
+    band generator's) at full time resolution, and the mask at each band's
+    centre.
+    """
+
+    kind = "band"
+
+    def __init__(self, n_bins: int = 512, sample_rate: int = 44100, n_fft: int = 1024, bands: int = 64,
+                 base: int = 32, layers: int = 4) -> None:
+        super().__init__(base, layers)
+        analysis = band_matrices(n_bins, sample_rate, n_fft, bands)[0]
+        self.register_buffer("analysis", analysis, persistent=False)
+        self.register_buffer("centres", analysis.argmax(dim=1), persistent=False)
+
+    def forward(self, spec: torch.Tensor, cond: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
+        def levels(logmag: torch.Tensor) -> torch.Tensor:
+            return 0.5 * torch.log(torch.matmul(self.analysis, torch.exp(2.0 * logmag)) + 1e-10)
+
+        return super().forward(levels(spec), levels(cond), torch.index_select(mask, 2, self.centres))
+
+
+def build_critic(arch: dict) -> Critic:
+    """The critic a checkpoint's ``arch`` describes (``critic_kind``: bins, the
+    default and all runs before it existed, or band)."""
+    if arch.get("critic_kind", "bins") == "band":
+        return BandCritic(base=arch.get("critic_base", 32))
+    return Critic(base=arch.get("critic_base", 32))
 
 
 def band_matrices(n_bins: int, sample_rate: int, n_fft: int, bands: int,

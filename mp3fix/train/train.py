@@ -48,7 +48,7 @@ from mp3fix.train.losses import (
     pooled_log_l1,
     visqol_band_weights,
 )
-from mp3fix.train.nets import BandGenerator, Critic, Generator, band_matrices, build_generator
+from mp3fix.train.nets import BandGenerator, Generator, band_matrices, build_critic, build_generator
 
 
 def crop_cutoffs(x: np.ndarray, cfg: ModelConfig) -> np.ndarray:
@@ -208,6 +208,9 @@ def main(argv: list[str] | None = None) -> None:
                     help="channels of the full-resolution head (default: base); an --init or resumed model "
                          "with a narrower head is widened without changing its output")
     ap.add_argument("--critic-base", type=int, default=16)
+    ap.add_argument("--critic", choices=["bins", "band"], default="bins",
+                    help="what the critic sees: the spectrogram's bins, or the ERB band levels the band "
+                         "generator predicts (nets.BandCritic)")
     ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--warmup", type=int, default=800, help="steps of reconstruction only before the GAN")
     ap.add_argument("--adv", type=float, default=0.1)
@@ -286,7 +289,11 @@ def main(argv: list[str] | None = None) -> None:
         teacher = build_generator(json.loads((a.distill / "state.json").read_text())["arch"])
         teacher.load_state_dict({k: v.float() for k, v in torch.load(a.distill / "generator-ema.pt").items()})
         teacher = teacher.to(dev).eval().requires_grad_(False)
-    D = Critic(base=a.critic_base).to(dev)
+    D = build_critic({"critic_kind": a.critic, "critic_base": a.critic_base}).to(dev)
+
+    def same_critic(arch: dict) -> bool:
+        return arch.get("critic_base", 32) == a.critic_base and arch.get("critic_kind", "bins") == a.critic
+
     opt_g = torch.optim.Adam(G.parameters(), lr=a.lr, betas=(0.5, 0.9))
     opt_d = torch.optim.Adam(D.parameters(), lr=a.lr, betas=(0.5, 0.9))
     step = 0
@@ -295,11 +302,11 @@ def main(argv: list[str] | None = None) -> None:
         st = torch.load(ckpt, map_location=dev, weights_only=False)
         G.load_state_dict(st["G"])
         opt_g.load_state_dict(st["opt_g"])
-        if st["arch"].get("critic_base", 32) == a.critic_base:
+        if same_critic(st["arch"]):
             D.load_state_dict(st["D"])
             opt_d.load_state_dict(st["opt_d"])
-        else:  # the critic was resized: it starts afresh, the generator goes on
-            print(f"critic base changed to {a.critic_base}: new critic", flush=True)
+        else:  # the critic was resized or changed: it starts afresh, the generator goes on
+            print(f"critic changed to {a.critic} (base {a.critic_base}): new critic", flush=True)
         step = st["step"]
         rng.bit_generator.state = st["rng"]
         # the optimisers' saved state carries the old learning rate; the flag wins,
@@ -311,8 +318,10 @@ def main(argv: list[str] | None = None) -> None:
     elif a.init:
         G.load_state_dict({k: v.float() for k, v in torch.load(a.init / "generator.pt").items()})
         d_state = {k: v.float() for k, v in torch.load(a.init / "critic.pt").items()}
+        init_arch = json.loads((a.init / "state.json").read_text())["arch"]
         key = "head.parametrizations.weight.original"
-        if d_state[key].shape[1] == D.head.parametrizations.weight.original.shape[1]:
+        if (init_arch.get("critic_kind", "bins") == a.critic
+                and d_state[key].shape[1] == D.head.parametrizations.weight.original.shape[1]):
             D.load_state_dict(d_state)
         step = int(json.loads((a.init / "state.json").read_text())["step"])
         print(f"initialised from {a.init} (step {step})", flush=True)
@@ -428,7 +437,7 @@ def main(argv: list[str] | None = None) -> None:
             state = {"G": G.state_dict(), "G_ema": G_ema.state_dict(), "D": D.state_dict(),
                      "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
                      "step": step, "rng": rng.bit_generator.state, "best": best,
-                     "arch": dict(G.arch(), critic_base=a.critic_base)}
+                     "arch": dict(G.arch(), critic_base=a.critic_base, critic_kind=a.critic)}
             saves = [(ckpt, state)]
             if a.keep_best and improved:  # weights only: it is for export, not for resuming
                 saves.append((a.run / "best.pt", {k: v for k, v in state.items() if not k.startswith("opt_")}))
