@@ -2,7 +2,7 @@
 
     python benchmarks/posthoc.py --change shelf:15000:-6 --change z:0.5 --change hybrid:12000 \\
         [--split val] [--tracks 9] [--every 1] [--track NAME ...] [--excerpts 3] [--seconds 8]
-        [--kbps 16,32,64] [--model PATH]
+        [--kbps 16,32,64] [--model PATH] [--keep-mp3-band]
 
 Each excerpt is encoded and decoded as in ``quality.py`` and restored (seed 0)
 once as shipped and once per change:
@@ -15,7 +15,12 @@ once as shipped and once per change:
   (``restore --source-band``), for originals whose own edge is known;
 - ``keep:R``: in the restored band, every bin where the MP3 is more than R
   times louder than the restoration keeps the MP3's (content the encoder kept
-  in some frames above its ragged cliff).
+  in some frames above its ragged cliff);
+- ``fill:BINS:DB``: the encoder's dropouts in the BINS under the cutoff filled
+  where the MP3 is more than DB below the model's restoration of that band
+  (``ModelConfig.hole_fill_*``), at any cutoff; ``fill:0:0``: none.
+``--keep-mp3-band`` restores the shipped baseline (and every change but
+``fill``) without the shipped model's own dropout filling.
 Prints, per bitrate, ViSQOL and LSD of each change and its ViSQOL minus the
 shipped restoration's, averaged per track first (standard error over tracks).
 ``--split train --every 6 --excerpts 1`` scores the training tracks the level
@@ -45,9 +50,10 @@ from mp3fix.train.dataset import encode_mp3  # noqa: E402
 
 def parse_change(spec: str) -> tuple[str, list[float]]:
     kind, *args = spec.split(":")
-    want = {"shelf": 2, "z": 1, "hybrid": 1, "source": 1, "keep": 1}
+    want = {"shelf": 2, "z": 1, "hybrid": 1, "source": 1, "keep": 1, "fill": 2}
     if kind not in want or len(args) != want[kind]:
-        raise SystemExit(f"bad --change {spec!r}: shelf:HZ:DB, z:SCALE, hybrid:HZ, source:HZ or keep:RATIO")
+        raise SystemExit(f"bad --change {spec!r}: shelf:HZ:DB, z:SCALE, hybrid:HZ, source:HZ, keep:RATIO "
+                         "or fill:BINS:DB")
     return kind, [float(a) for a in args]
 
 
@@ -55,12 +61,15 @@ class Changed:
     """A Restorer whose restored band can be shelved, whose z can be scaled, and
     which can keep the MP3's own louder bins in the restored band."""
 
-    def __init__(self, model: str | None) -> None:
+    def __init__(self, model: str | None, hole_fill: bool = True) -> None:
         self.table = restore_module.normal_table().copy()
         self.z_scale = 1.0
         self.shelf: tuple[float, float] | None = None
         restore_module.normal_table = lambda: self.table * np.float32(self.z_scale)
-        self.r = restore_module.Restorer(model, device="cpu", threads=1)
+        self.r = restore_module.Restorer(model, device="cpu", threads=1, hole_fill=hole_fill)
+        self.hole_fill = hole_fill
+        cfg = self.r.config
+        self.shipped_fill = (cfg.hole_fill_bins, cfg.hole_fill_db, list(cfg.hole_fill_hz))
         finish = self.r._finish
         bins = np.arange(self.r.config.n_bins, dtype=np.float32)
 
@@ -87,6 +96,12 @@ class Changed:
 
     def __call__(self, x: np.ndarray, kind: str = "", args: list[float] | None = None) -> np.ndarray:
         self.z_scale, self.shelf, self.keep = 1.0, None, None
+        cfg = self.r.config
+        cfg.hole_fill_bins, cfg.hole_fill_db, cfg.hole_fill_hz = self.shipped_fill
+        self.r.hole_fill = self.hole_fill
+        if kind == "fill":
+            cfg.hole_fill_bins, cfg.hole_fill_db, cfg.hole_fill_hz = int(args[0]), args[1], [0.0, float("inf")]
+            self.r.hole_fill = True
         if kind == "keep":
             self.keep = args[0]
         if kind == "z":
@@ -117,12 +132,14 @@ def main() -> None:
     ap.add_argument("--kbps", default="16,32,64")
     ap.add_argument("--model", default=None)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--keep-mp3-band", action="store_true",
+                    help="the baseline without the shipped model's dropout filling under the cutoff")
     a = ap.parse_args()
     changes = [(spec, *parse_change(spec)) for spec in a.change]
     tracks = json.loads((a.data / "splits.json").read_text())["splits"][a.split][:: a.every][: a.tracks]
     if a.track:
         tracks = [t for t in tracks if Path(t).name in a.track]
-    run, vq = Changed(a.model), Visqol()
+    run, vq = Changed(a.model, hole_fill=not a.keep_mp3_band), Visqol()
     rows = []
     for i, path in enumerate(tracks):
         for ei, ref in enumerate(excerpts(path, a.seconds, a.excerpts)):

@@ -4,7 +4,9 @@
 
 Makes a deterministic synthetic song (chords, drums, hi-hats) of ``--minutes``,
 44.1 kHz stereo, encodes it with LAME at 32 kbit/s the way the ``lame`` command
-line does (16 kHz), then:
+line does (16 kHz; ``--kbps 64``: 64 kbit/s at 24 kHz, where the shipped model
+also fills the encoder's dropouts under the cutoff, a second generator pass),
+then:
 1. decode alone, at the file's rate and with resampling to 44.1 kHz;
 2. one instrumented restore (library) with per-stage seconds, the stages in
    turn (``pipeline=False``); the DSP floor is decode + resample + STFT + iSTFT
@@ -60,6 +62,10 @@ def synth_block(start: int, n: int, seed: int = 0) -> np.ndarray:
     return np.stack([left, right]).astype(np.float32)
 
 
+# the sample rate the lame command line picks for stereo at these bitrates
+LAME_RATES = {32: 16000, 64: 24000}
+
+
 def make_mp3(path: Path, seconds: float, kbps: int = 32, rate: int = 16000, seed: int = 0) -> None:
     """Encode the synthetic song without holding it in memory (piped to ffmpeg)."""
     cmd = [audio.ffmpeg_exe(), "-v", "error", "-y", "-f", "f32le", "-ar", str(SR), "-ac", "2", "-i", "pipe:0",
@@ -111,13 +117,16 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=0, help="also restore a folder of N songs with --jobs 1, 2, ...")
     ap.add_argument("--batch-minutes", type=float, default=3.0)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--kbps", type=int, default=32, choices=sorted(LAME_RATES),
+                    help="bitrate of the test files, at the rate the lame command line picks")
     a = ap.parse_args()
+    rate = LAME_RATES[a.kbps]
     extra = ["--device", a.device] + (["--threads", str(a.threads)] if a.threads else [])
     extra += ["--model", a.model] if a.model else []
     results: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        src = Path(tmp) / "song-32k.mp3"
-        make_mp3(src, a.minutes * 60)
+        src = Path(tmp) / f"song-{a.kbps}k.mp3"
+        make_mp3(src, a.minutes * 60, a.kbps, rate)
         seconds = a.minutes * 60
         results["decode"] = time_decode(src, None)
         results["decode+resample"] = time_decode(src, SR)
@@ -154,8 +163,8 @@ def main() -> None:
             ("restore, library call, model beside the rest (default)", lib_total),
             ("`mp3fix restore`, whole command", cli_wall),
         ]
-        print(f"\n{a.minutes:g}-minute 44.1 kHz stereo song, LAME 32 kbit/s (16 kHz); device {a.device}, "
-              f"threads {a.threads or 'default'}\n")
+        print(f"\n{a.minutes:g}-minute 44.1 kHz stereo song, LAME {a.kbps} kbit/s ({rate // 1000} kHz); "
+              f"device {a.device}, threads {a.threads or 'default'}\n")
         print("| stage | seconds | x real time |")
         print("|---|---|---|")
         for name, sec in rows:
@@ -166,8 +175,8 @@ def main() -> None:
                "cli_wall": cli_wall,
                "cli_peak_mb": cli_rss, "dsp_floor": floor, **results}
         if a.long:
-            long_src = Path(tmp) / "long-32k.mp3"
-            make_mp3(long_src, a.long * 60)
+            long_src = Path(tmp) / f"long-{a.kbps}k.mp3"
+            make_mp3(long_src, a.long * 60, a.kbps, rate)
             wall, rss = run_cli(long_src, Path(tmp) / "long.wav", extra)
             print(f"\n{a.long:g}-minute file: {wall:.1f} s ({a.long * 60 / wall:.0f}x real time), "
                   f"peak memory {rss:.0f} MB")
@@ -178,9 +187,9 @@ def main() -> None:
             folder = Path(tmp) / "batch"
             folder.mkdir()
             for i in range(a.batch):
-                make_mp3(folder / f"song{i:02d}.mp3", a.batch_minutes * 60, seed=i + 1)
+                make_mp3(folder / f"song{i:02d}.mp3", a.batch_minutes * 60, a.kbps, rate, seed=i + 1)
             cores = len(os.sched_getaffinity(0))
-            print(f"\nfolder of {a.batch} songs of {a.batch_minutes:g} min (LAME 32 kbit/s), {cores} cores\n")
+            print(f"\nfolder of {a.batch} songs of {a.batch_minutes:g} min (LAME {a.kbps} kbit/s), {cores} cores\n")
             print("| jobs | model threads per job | seconds | files per minute |")
             print("|---|---|---|---|")
             jobs = 1

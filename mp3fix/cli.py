@@ -329,6 +329,12 @@ def restore(
                      "a cassette: about 14000): nothing is added above it. \\[default: not known]",
                      show_default=False),
     ] = None,
+    keep_mp3_band: Annotated[
+        bool, typer.Option("--keep-mp3-band", help="Leave every bin under the cutoff as the MP3 has it. By default, "
+                           "where the model's sidecar asks for it, bins the encoder dropped just under the cutoff "
+                           "are filled from the model (the shipped model: the 4 kHz under cutoffs of 9.5-12.5 kHz, "
+                           "MP3s of 56-64 kbit/s).")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only: no progress, no summary.")] = (
         False
     ),
@@ -360,7 +366,7 @@ def restore(
         settings = RestoreSettings(model=model, device=device.value, threads=threads, phase=phase.value,
                                    phase_iters=phase_iters, chunk_batch=chunk_batch, seed=seed, bit_depth=depth,
                                    overwrite=overwrite, pipeline=n_jobs == 1, guard=not ignore_bitrate,
-                                   source_band_hz=source_band)
+                                   source_band_hz=source_band, hole_fill=not keep_mp3_band)
 
         def notice(message: str) -> None:
             if not quiet:

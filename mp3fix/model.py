@@ -47,6 +47,15 @@ class ModelConfig:
     # level calibration of the restored band: [cutoff Hz, dB] points, linear in
     # between and flat beyond the ends (see ``extension_gain``); empty: none
     extension_gain_db: list[list[float]] = field(default_factory=list)
+    # Dropout filling under the cutoff (see ``hole_fill_bins``): an encoder that
+    # runs short of bits drops its top scalefactor bands frame by frame, so the
+    # band it kept has holes. Where the cutoff lies within ``hole_fill_hz``,
+    # the generator runs a second time as if the cutoff were ``hole_fill_bins``
+    # lower, and a bin of that band where the MP3 is more than ``hole_fill_db``
+    # below this restoration takes the restoration's. 0 bins: off.
+    hole_fill_bins: int = 0
+    hole_fill_db: float = 30.0
+    hole_fill_hz: list[float] = field(default_factory=lambda: [0.0, 0.0])
     input_names: list[str] = field(default_factory=lambda: ["logmag", "mask", "z", "copied"])
     output_names: list[str] = field(default_factory=lambda: ["restored"])
     sha256: str = ""
@@ -97,6 +106,28 @@ def extension_gain(cutoff: int, cfg: ModelConfig) -> float:
     hz, db = zip(*sorted(cfg.extension_gain_db), strict=True)
     f = cutoff * cfg.sample_rate / cfg.n_fft
     return float(np.interp(f, hz, db)) / 20.0 * float(np.log(10.0))
+
+
+def hole_fill_bins(cutoff: int, cfg: ModelConfig) -> int:
+    """How many bins under cutoff bin ``cutoff`` get their dropouts filled
+    (``cfg.hole_fill_bins`` where the cutoff's frequency lies within
+    ``cfg.hole_fill_hz``, else 0). Never so many that the band left below has
+    less than ``cfg.copy_width_bins`` to copy from."""
+    lo, hi = cfg.hole_fill_hz
+    f = cutoff * cfg.sample_rate / cfg.n_fft
+    if cfg.hole_fill_bins <= 0 or not lo <= f <= hi or cutoff - cfg.hole_fill_bins < cfg.copy_width_bins:
+        return 0
+    return cfg.hole_fill_bins
+
+
+def fill_holes(out: np.ndarray, fill: np.ndarray, mp3: np.ndarray, lo: int, hi: int, db: float) -> np.ndarray:
+    """``out`` (..., bins, frames) complex with bins ``lo:hi`` taken from ``fill``
+    wherever the MP3 ``mp3`` is more than ``db`` below it there (a dropout);
+    in place, and returned."""
+    band = fill[..., lo:hi, :]
+    hole = np.abs(mp3[..., lo:hi, :]) < np.abs(band) * np.float32(10.0 ** (-db / 20.0))
+    out[..., lo:hi, :] = np.where(hole, band, out[..., lo:hi, :])
+    return out
 
 
 def sha256_of(path: Path) -> str:

@@ -71,12 +71,15 @@ class RestoreSettings:
     guard: bool = True
     # where the recordings themselves end, as the user knows it (None: not known)
     source_band_hz: float | None = None
+    # fill the encoder's dropouts under the cutoff where the model's sidecar asks for it
+    hole_fill: bool = True
 
     def restorer(self) -> Restorer:
         from mp3fix.restore import Restorer
 
         return Restorer(self.model, device=self.device, threads=self.threads, phase=self.phase,
-                        phase_iters=self.phase_iters, chunk_batch=self.chunk_batch, pipeline=self.pipeline)
+                        phase_iters=self.phase_iters, chunk_batch=self.chunk_batch, pipeline=self.pipeline,
+                        hole_fill=self.hole_fill)
 
 
 def restore_job(

@@ -30,7 +30,7 @@ import numpy as np
 from mp3fix import audio
 from mp3fix.chunking import stream_overlap_add
 from mp3fix.codec import REACH_IGNORED_ABOVE_SHARE, own_edge_hz
-from mp3fix.model import DEFAULT_SEED, band_mask, extension_gain, resolve_model
+from mp3fix.model import DEFAULT_SEED, band_mask, extension_gain, fill_holes, hole_fill_bins, resolve_model
 from mp3fix.phase import STRATEGIES, copy_phase_sources, restore_phase
 from mp3fix.runtime import Generator
 from mp3fix.spectral import detect_cutoff, frame_reach, interior_frames, istft, log_magnitude, stft
@@ -133,6 +133,7 @@ class _Prepared:
     inputs: tuple[np.ndarray, ...]  # logmag, mask, z, copied: (variants*C, ...) rows
     index: int = 0  # position in the caller's list
     top: int = 0  # nothing is added from this bin up (0: up to Nyquist)
+    fill: int = 0  # bins under the cutoff whose dropouts are filled; their generator rows follow the others
 
 
 @dataclass
@@ -154,7 +155,9 @@ class Restorer:
     and memory, never the output. ``pipeline`` runs each generator call on a
     worker thread while this thread decodes, transforms and finishes the
     neighbouring chunks (onnxruntime releases the GIL); it too changes speed,
-    never the output. ``notice`` is the generator's one-line notice
+    never the output. ``hole_fill`` False skips the filling of the encoder's
+    dropouts under the cutoff that the model's sidecar may ask for
+    (``ModelConfig.hole_fill_bins``). ``notice`` is the generator's one-line notice
     for the user (CUDA was chosen but not usable), else None.
     """
 
@@ -167,6 +170,7 @@ class Restorer:
         phase_iters: int = 0,
         chunk_batch: int | None = None,
         pipeline: bool = True,
+        hole_fill: bool = True,
     ) -> None:
         if phase not in STRATEGIES:
             raise ValueError(f"phase must be one of {STRATEGIES}")
@@ -181,6 +185,9 @@ class Restorer:
         self.pipeline = pipeline
         self.phase = phase
         self.phase_iters = phase_iters
+        # False leaves the encoder's dropouts under the cutoff as they are even
+        # where the model's sidecar asks to fill them (benchmarks measure it so)
+        self.hole_fill = hole_fill
         # seconds per stage, filled only when a caller (benchmarks/speed.py) sets a dict
         self.timings: dict[str, float] | None = None
         # chunks passed through because their cliff was the recording's own edge
@@ -263,8 +270,11 @@ class Restorer:
                 out = result()
             restored = out[:, 0, :, : todo[0].spec.shape[-1]]
             rows = variants * todo[0].spec.shape[0]
-            for j, prep in enumerate(todo):
-                outs[prep.index] = self._finish(prep, restored[j * rows : (j + 1) * rows], seed, variants)
+            first = 0
+            for prep in todo:
+                n_rows = rows * (2 if prep.fill else 1)
+                outs[prep.index] = self._finish(prep, restored[first : first + n_rows], seed, variants)
+                first += n_rows
             return [outs[i] for i in range(len(chunks))]
 
         return collect
@@ -306,7 +316,14 @@ class Restorer:
                            out=z[v * c + ch, :, :, :frames])
             mask = np.broadcast_to(mask1[None, None, :, None], lm.shape).astype(np.float32)
             copied = lm[:, :, copy_phase_sources(cutoff, cfg.n_bins, cfg.copy_width_bins), :]
-        return _Prepared(spec, cutoff, mask1, first_frame, n, (lm, mask, z, copied), top=own_edge.given)
+            inputs = (lm, mask, z, copied)
+            fill = hole_fill_bins(cutoff, cfg) if self.hole_fill else 0
+            if fill:  # the same rows again, restored as if the cutoff were ``fill`` bins lower
+                low_mask = band_mask(cutoff - fill, cfg.n_bins, cfg.mask_ramp_bins)
+                mask2 = np.broadcast_to(low_mask[None, None, :, None], lm.shape).astype(np.float32)
+                copied2 = lm[:, :, copy_phase_sources(cutoff - fill, cfg.n_bins, cfg.copy_width_bins), :]
+                inputs = tuple(np.concatenate(pair) for pair in zip(inputs, (lm, mask2, z, copied2), strict=True))
+        return _Prepared(spec, cutoff, mask1, first_frame, n, inputs, top=own_edge.given, fill=fill)
 
     def _finish(self, prep: _Prepared, restored: np.ndarray, seed: int, variants: int) -> np.ndarray:
         """Phase and inverse STFT of one chunk from its rows of generator output."""
@@ -315,12 +332,6 @@ class Restorer:
         c, frames = spec.shape[0], spec.shape[-1]
         with self._stage("phase"):
             gain = extension_gain(prep.cutoff, cfg)
-            if gain:  # on the restored band only: the MP3's own bins keep their level
-                restored = restored + (gain * prep.mask1)[:, None].astype(np.float32)
-            mag = np.maximum(np.exp(restored) - cfg.log_floor, 0.0)
-            if prep.top:  # the recording's own edge, as the user gave it: fade out below it, nothing above
-                keep = np.clip((prep.top - np.arange(cfg.n_bins)) / cfg.mask_ramp_bins, 0.0, 1.0)
-                mag = mag * (1.0 - prep.mask1 * (1.0 - keep))[:, None].astype(np.float32)
             mp3_low = np.tile(spec[:, : cfg.n_bins], (variants, 1, 1))
             random_phase = None
             if self.phase == "random":  # per absolute frame, so overlapping chunks agree
@@ -328,8 +339,23 @@ class Restorer:
                     draw_z(seed, v, ch, first_frame, frames, 1, cfg.n_bins, NOISE_PHASE)
                     for v in range(variants) for ch in range(c)
                 ])
-            out_low = restore_phase(mag, mp3_low, prep.mask1, prep.cutoff, self.phase, self.phase_iters,
-                                    cfg.n_fft, cfg.hop, prep.n, random_phase, cfg.copy_width_bins)
+
+            def spectrum(restored: np.ndarray, mask1: np.ndarray, cutoff: int) -> np.ndarray:
+                if gain:  # on the restored band only: the MP3's own bins keep their level
+                    restored = restored + (gain * mask1)[:, None].astype(np.float32)
+                mag = np.maximum(np.exp(restored) - cfg.log_floor, 0.0)
+                if prep.top:  # the recording's own edge, as the user gave it: fade out below it, nothing above
+                    keep = np.clip((prep.top - np.arange(cfg.n_bins)) / cfg.mask_ramp_bins, 0.0, 1.0)
+                    mag = mag * (1.0 - mask1 * (1.0 - keep))[:, None].astype(np.float32)
+                return restore_phase(mag, mp3_low, mask1, cutoff, self.phase, self.phase_iters,
+                                     cfg.n_fft, cfg.hop, prep.n, random_phase, cfg.copy_width_bins)
+
+            rows = variants * c
+            out_low = spectrum(restored[:rows], prep.mask1, prep.cutoff)
+            if prep.fill:
+                lo = prep.cutoff - prep.fill
+                low = spectrum(restored[rows:], band_mask(lo, cfg.n_bins, cfg.mask_ramp_bins), lo)
+                fill_holes(out_low, low, mp3_low, lo, prep.cutoff, cfg.hole_fill_db)
         with self._stage("istft"):
             full = np.concatenate([out_low, np.tile(spec[:, cfg.n_bins :], (variants, 1, 1))], axis=1)
             return istft(full, cfg.n_fft, cfg.hop, prep.n)

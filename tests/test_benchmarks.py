@@ -98,7 +98,8 @@ def test_posthoc_changes_touch_only_what_they_name(pair, monkeypatch: pytest.Mon
     restoration and z scaled by 0 differs from it; a hybrid is the restoration
     below its split and band copy above; keeping the MP3's louder bins keeps
     all of them at ratio 0 and none at a huge one; a source band keeps what
-    lies below it and adds nothing above."""
+    lies below it and adds nothing above; filling the dropouts under the
+    cutoff fills a hole there and nothing with 0 bins."""
     from posthoc import Changed
 
     import mp3fix.restore
@@ -130,6 +131,17 @@ def test_posthoc_changes_touch_only_what_they_name(pair, monkeypatch: pytest.Mon
     assert sourced[..., above, :].mean() < 0.01 * a[..., above, :].mean()
     assert abs(20 * np.log10(sourced[..., mid.start : int(8500 / (SR / 1024)), :].mean()
                              / a[..., mid.start : int(8500 / (SR / 1024)), :].mean())) < 0.5
+    from mp3fix.spectral import istft, stft
+
+    spec = stft(dec, 1024, 512)
+    spec[..., CUT_BIN - 40 : CUT_BIN - 10, 100:200] = 0.0  # the encoder dropped a band for 100 frames
+    holed = istft(spec, 1024, 512, dec.shape[-1])
+    base = run(holed)  # the shipped model fills nothing at a 6 kHz cutoff
+    np.testing.assert_array_equal(run(holed, "fill", [0.0, 0.0]), base)
+    hole = (..., slice(CUT_BIN - 36, CUT_BIN - 14), slice(110, 190))
+    filled = stft_mag(run(holed, "fill", [48.0, 30.0]))
+    assert filled[hole].mean() > 10 * stft_mag(base)[hole].mean()
+    assert filled[hole].mean() < 3 * stft_mag(dec)[hole].mean()  # about the level the band had
 
 
 def test_edges_shape_is_level_free_and_stops_at_the_cutoff() -> None:

@@ -434,3 +434,28 @@ def test_source_band_caps_what_is_added(tmp_path, stereo_mp3: Path, fill_model: 
     refused = run("restore", stereo_mp3, "-o", tmp_path / "x.wav", "--model", fill_model, "--source-band", 500)
     assert refused.exit_code == 2 and "--source-band" in refused.output
     assert not (tmp_path / "x.wav").exists()
+
+
+def test_keep_mp3_band_leaves_the_dropouts_under_the_cutoff(tmp_path, stereo_mp3: Path, fill_model: Path) -> None:
+    from mp3fix import audio
+    from mp3fix.spectral import detect_cutoff
+    from tests.helpers import stft_mag
+
+    model = tmp_path / "fill.onnx"
+    shutil.copy(fill_model, model)
+    sidecar = json.loads(fill_model.with_name("fill.onnx.json").read_text())
+    # fill.onnx restores at a fixed level far under the music's; +60 dB brings it near, so it fills
+    sidecar.update(hole_fill_bins=48, hole_fill_db=30.0, hole_fill_hz=[0.0, 22050.0],
+                   extension_gain_db=[[1000.0, 60.0]])
+    (tmp_path / "fill.onnx.json").write_text(json.dumps(sidecar))
+    filled, kept = tmp_path / "filled.wav", tmp_path / "kept.wav"
+    assert run("restore", stereo_mp3, "-o", filled, "--model", model, "-q").exit_code == 0
+    assert run("restore", stereo_mp3, "-o", kept, "--model", model, "-q", "--keep-mp3-band").exit_code == 0
+    mp3 = stft_mag(audio.decode(stereo_mp3, 44100)[0])
+    f, k = (stft_mag(audio.decode(p, 44100)[0]) for p in (filled, kept))
+    cut = detect_cutoff(mp3[..., :512, :] ** 2)
+    under = (..., slice(cut - 40, cut - 12), slice(8, -8))
+    assert np.linalg.norm(k[under] - mp3[under]) < 1e-3 * np.linalg.norm(mp3[under])  # as the MP3 has it
+    assert np.linalg.norm(f[under] - mp3[under]) > 0.05 * np.linalg.norm(mp3[under])  # its dropouts filled
+    below = (..., slice(0, cut - 60), slice(8, -8))
+    assert np.linalg.norm(f[below] - k[below]) < 1e-3 * np.linalg.norm(k[below])

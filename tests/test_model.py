@@ -1,4 +1,5 @@
-"""Tests for mp3fix.model: the sidecar's level calibration of the restored band."""
+"""Tests for mp3fix.model: the sidecar's level calibration of the restored band and its
+dropout filling under the cutoff."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mp3fix.model import ModelConfig, extension_gain, load_config
+from mp3fix.model import ModelConfig, extension_gain, fill_holes, hole_fill_bins, load_config
 from tests.helpers import FILL_MODEL
 
 DB = np.log(10.0) / 20.0  # natural-log units per dB
@@ -30,6 +31,36 @@ def test_gain_is_interpolated_in_hz_and_flat_beyond_the_points() -> None:
     assert extension_gain(_bin(16000, cfg), cfg) == pytest.approx(-2.0 * DB)
     f = _bin(9000, cfg) * cfg.sample_rate / cfg.n_fft  # the bin's own frequency
     assert extension_gain(_bin(9000, cfg), cfg) == pytest.approx(-(f - 8000.0) / 2000.0 * 2.0 * DB)
+
+
+def test_hole_fill_applies_only_within_its_cutoff_range() -> None:
+    assert hole_fill_bins(256, ModelConfig()) == 0  # off by default
+    cfg = ModelConfig(hole_fill_bins=96, hole_fill_hz=[9000.0, 12500.0])
+    assert hole_fill_bins(_bin(11000, cfg), cfg) == 96
+    assert hole_fill_bins(_bin(8000, cfg), cfg) == 0
+    assert hole_fill_bins(_bin(15000, cfg), cfg) == 0
+    # never so deep that less than the copied band's width is left below it
+    wide = ModelConfig(hole_fill_bins=96, hole_fill_hz=[0.0, 22050.0])
+    assert hole_fill_bins(96 + wide.copy_width_bins, wide) == 96
+    assert hole_fill_bins(95 + wide.copy_width_bins, wide) == 0
+
+
+def test_fill_holes_takes_the_fill_only_where_the_mp3_dropped_out() -> None:
+    mp3 = np.ones((1, 8, 3), np.complex64)
+    mp3[0, 5, 1] = 0.01  # 40 dB down: a dropout
+    mp3[0, 6, 1] = 0.1  # 20 dB down: content, kept
+    mp3[0, 2, 1] = 0.0  # a dropout below the band: not touched
+    out = mp3.copy()
+    out[0, 7] = 5.0  # the restoration's own bins (the cutoff and up) stay as they are
+    fill = np.full_like(mp3, 2.0j)
+    res = fill_holes(out, fill, mp3, lo=4, hi=7, db=30.0)
+    assert res is out
+    assert out[0, 5, 1] == 2.0j
+    changed = np.argwhere(out != np.where(np.arange(8)[None, :, None] == 7, 5.0, mp3))
+    assert changed.tolist() == [[0, 5, 1]]
+    # at a 10 dB threshold the 20 dB dip counts as a dropout too
+    out = fill_holes(mp3.copy(), fill, mp3, lo=4, hi=7, db=10.0)
+    assert out[0, 6, 1] == 2.0j and out[0, 5, 1] == 2.0j and out[0, 4, 1] == 1.0
 
 
 def test_sidecar_without_calibration_loads_with_none(tmp_path: Path) -> None:

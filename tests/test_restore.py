@@ -191,6 +191,38 @@ def test_extension_gain_scales_the_restored_band_only(fill_input: np.ndarray,
     assert np.linalg.norm(m1[..., :keep, :] - m0[..., :keep, :]) < 1e-4 * np.linalg.norm(m0[..., :keep, :])
 
 
+def test_dropouts_under_the_cutoff_are_filled_and_the_rest_kept() -> None:
+    from mp3fix.spectral import istft, stft
+
+    x = faded_lowpass(3 * 32768 + 77, channels=2, seed=5)
+    cut = _cutoff(x)
+    spec = stft(x, 1024, 512)
+    spec[..., cut - 40 : cut - 10, 60:120] = 0.0  # the encoder dropped a band for 60 frames
+    xh = istft(spec, 1024, 512, x.shape[-1])
+    assert _cutoff(xh) == cut
+    runs = []
+    for on in (True, False):
+        r = Restorer(FILL_MODEL, device="cpu", threads=1, hole_fill=on)
+        r.config.hole_fill_bins, r.config.hole_fill_hz, r.config.hole_fill_db = 48, [0.0, 22050.0], 30.0
+        # fill.onnx restores at a fixed level far under this band's; +60 dB brings it near
+        r.config.extension_gain_db = [[1000.0, 60.0]]
+        runs.append(stft_mag(r.restore(xh, SR, seed=0)[0]))
+    filled, plain = runs
+    intact = stft_mag(x)[..., cut - 36 : cut - 14, 70:110].mean()
+    # the dropout: left empty without the filling, back near the band's own level with it
+    assert plain[..., cut - 36 : cut - 14, 70:110].mean() < 0.01 * intact
+    assert 0.3 * intact < filled[..., cut - 36 : cut - 14, 70:110].mean() < 3 * intact
+    # the band where the MP3 has content keeps it, but for the odd bin of noise that falls 30 dB
+    # under its neighbours (frames 20-50: after the fade-in, which this content-blind model fills too)
+    a, b = filled[..., cut - 44 : cut - 4, 20:50], plain[..., cut - 44 : cut - 4, 20:50]
+    # (and the bins beside it, through the overlapping frames)
+    assert np.mean(np.abs(a - b) > 0.1 * b) < 0.1 and np.linalg.norm(a - b) < 0.1 * np.linalg.norm(b)
+    # the band below and the restored band: as without it
+    for region in [(slice(0, cut - 56), slice(None)), (slice(cut + 4, 512), slice(None))]:
+        a, b = filled[(..., *region)], plain[(..., *region)]
+        assert np.linalg.norm(a - b) < 1e-3 * np.linalg.norm(b), region
+
+
 def test_variants_differ_only_above_cutoff(fill_input: np.ndarray, fill_outputs: list[np.ndarray]) -> None:
     cut = _cutoff(fill_input)
     d = stft_mag(fill_outputs[0] - fill_outputs[1])

@@ -4,6 +4,7 @@ a short training run that resumes, and the shipped model against its training st
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -385,6 +386,32 @@ def test_export_matches_torch_within_tolerance(tmp_path: Path) -> None:
     path = tmp_path / "g.onnx"
     export.export_onnx(G, path, cfg)
     assert export.parity(G, path, cfg, frames=40) < ONNX_TOLERANCE  # frames != export size: dynamic axes work
+
+
+def test_export_update_rewrites_only_the_sidecars_settings(tmp_path: Path, monkeypatch) -> None:
+    import shutil
+
+    from mp3fix.errors import ModelError
+    from mp3fix.model import load_config
+    from tests.helpers import FILL_MODEL
+
+    onnx = tmp_path / "fill.onnx"
+    shutil.copy(FILL_MODEL, onnx)
+    shutil.copy(FILL_MODEL.with_name("fill.onnx.json"), tmp_path / "fill.onnx.json")
+    before = json.loads((tmp_path / "fill.onnx.json").read_text())
+    monkeypatch.setattr(sys, "argv", ["export", "--update", str(onnx), "--hole-fill", "96:30:9500:12500"])
+    export.main()
+    after = json.loads((tmp_path / "fill.onnx.json").read_text())
+    assert (after["hole_fill_bins"], after["hole_fill_db"], after["hole_fill_hz"]) == (96, 30.0, [9500.0, 12500.0])
+    assert all(after[k] == v for k, v in before.items() if not k.startswith("hole_fill"))
+    assert load_config(onnx).hole_fill_bins == 96  # the checksum still holds
+    monkeypatch.setattr(sys, "argv", ["export", "--update", str(onnx), "--hole-fill", "96:30"])
+    with pytest.raises(SystemExit, match="BINS:DB:LO_HZ:HI_HZ"):
+        export.main()
+    onnx.write_bytes(onnx.read_bytes() + b"x")  # not the model the sidecar describes: refused
+    monkeypatch.setattr(sys, "argv", ["export", "--update", str(onnx), "--status", "x"])
+    with pytest.raises(ModelError, match="checksum"):
+        export.main()
 
 
 def test_shipped_model_matches_its_training_state() -> None:

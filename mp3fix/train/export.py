@@ -8,6 +8,12 @@ setting, training summary, metrics, sha256) and ``models/train-state/``
 state) from which ``train.py --init`` can continue in a later session. The
 ONNX model is the averaged generator (``train.py --ema``) when the run has one. Checks that onnxruntime
 and torch agree on random inputs and prints the largest difference.
+
+    python -m mp3fix.train.export --update models/NAME.onnx [--hole-fill ...] [--metrics M] [--status S]
+
+rewrites only the sidecar of an exported model (its runtime settings, metrics
+or status), leaving the ONNX file, its checksum and its training summary as
+they are: for settings chosen after export, on models whose run is gone.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mp3fix.model import DEFAULT_MODEL, ModelConfig, sha256_of
+from mp3fix.model import DEFAULT_MODEL, ModelConfig, load_config, sha256_of
 from mp3fix.train.nets import BandGenerator, Critic, Generator, build_critic, build_generator
 
 
@@ -76,6 +82,31 @@ def parse_points(text: str) -> list[list[float]]:
     return points
 
 
+def parse_hole_fill(text: str) -> tuple[int, float, list[float]]:
+    """"96:30:9500:12500" -> (96 bins, 30 dB, [9500.0, 12500.0] Hz of cutoff)."""
+    try:
+        bins, db, lo, hi = text.split(":")
+        return int(bins), float(db), [float(lo), float(hi)]
+    except ValueError as exc:
+        raise SystemExit(f"--hole-fill: expected BINS:DB:LO_HZ:HI_HZ, got {text!r}") from exc
+
+
+def update_sidecar(onnx_path: Path, hole_fill: str | None, metrics: Path | None, status: str) -> None:
+    """The ``--update`` mode: the sidecar rewritten with the given settings only."""
+    cfg = load_config(onnx_path)  # also checks that the sidecar belongs to this model
+    if hole_fill is not None:
+        cfg.hole_fill_bins, cfg.hole_fill_db, cfg.hole_fill_hz = parse_hole_fill(hole_fill)
+    if metrics is not None:
+        cfg.metrics = json.loads(metrics.read_text())
+    if status:
+        cfg.status = status
+    sidecar = onnx_path.with_name(onnx_path.name + ".json")
+    tmp = sidecar.with_suffix(".tmp")
+    tmp.write_text(json.dumps(cfg.to_dict(), indent=1) + "\n")
+    tmp.replace(sidecar)
+    print(f"updated {sidecar}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", type=Path, default=Path("runs/gan"))
@@ -87,7 +118,16 @@ def main() -> None:
     ap.add_argument("--extension-gain-db", default="", metavar="HZ:DB,...",
                     help="level calibration of the restored band by cutoff, chosen on validation "
                          "(e.g. 8000:0,10000:-2.5); default none")
+    ap.add_argument("--hole-fill", default=None, metavar="BINS:DB:LO_HZ:HI_HZ",
+                    help="fill the encoder's dropouts in the BINS under the cutoff where the MP3 is more than "
+                         "DB below the model's restoration of them, for cutoffs from LO_HZ to HI_HZ "
+                         "(ModelConfig.hole_fill_*); default off")
+    ap.add_argument("--update", type=Path, metavar="ONNX",
+                    help="rewrite only this exported model's sidecar (--hole-fill, --metrics, --status)")
     a = ap.parse_args()
+    if a.update:
+        update_sidecar(a.update, a.hole_fill, a.metrics, a.status)
+        return
     G_raw, G, D, step = load_run(a.run)
     a.models.mkdir(parents=True, exist_ok=True)
     cfg = ModelConfig(name=a.name, time_multiple=G.time_multiple, z_bins=G.z_bins or ModelConfig().n_bins)
@@ -110,6 +150,8 @@ def main() -> None:
     }
     cfg.metrics = json.loads(a.metrics.read_text()) if a.metrics else {}
     cfg.extension_gain_db = parse_points(a.extension_gain_db)
+    if a.hole_fill is not None:
+        cfg.hole_fill_bins, cfg.hole_fill_db, cfg.hole_fill_hz = parse_hole_fill(a.hole_fill)
     cfg.status = a.status or f"checkpoint at step {step}"
     cfg.sha256 = sha256_of(path)
     path.with_name(path.name + ".json").write_text(json.dumps(cfg.to_dict(), indent=1) + "\n")
