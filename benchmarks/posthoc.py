@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 
@@ -40,12 +39,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baselines import band_copy  # noqa: E402
-from quality import SR, Visqol, excerpts, lsd, setting  # noqa: E402
+from quality import SR, Visqol, excerpts, lsd, mp3_twin, setting  # noqa: E402
 
 import mp3fix.restore as restore_module  # noqa: E402
-from mp3fix.audio import decode  # noqa: E402
 from mp3fix.spectral import istft, stft  # noqa: E402
-from mp3fix.train.dataset import encode_mp3  # noqa: E402
 
 
 def parse_change(spec: str) -> tuple[str, list[float]]:
@@ -144,12 +141,7 @@ def main() -> None:
     for i, path in enumerate(tracks):
         for ei, ref in enumerate(excerpts(path, a.seconds, a.excerpts)):
             for kb in (int(k) for k in a.kbps.split(",")):
-                with tempfile.TemporaryDirectory() as tmp:
-                    mp3 = Path(tmp) / "x.mp3"
-                    encode_mp3(ref, SR, setting(kb), mp3)
-                    dec, _ = decode(mp3, SR)
-                n = min(dec.shape[1], ref.shape[1])
-                dec, r = dec[:, :n], ref[:, :n]
+                dec, r = mp3_twin(ref, setting(kb))
                 row = {"track": Path(path).name, "excerpt": ei, "kbps": kb, "visqol": {}, "lsd": {}}
                 for spec, kind, args in [("shipped", "", None)] + changes:
                     y = run(dec, kind, args)

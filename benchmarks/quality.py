@@ -54,6 +54,17 @@ def setting(kbps: int) -> EncoderConfig:
 SETTINGS = [setting(k) for k in (16, 32, 64)]
 
 
+def mp3_twin(ref: np.ndarray, s: EncoderConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(decoded MP3, original) of one excerpt at ``SR``: encoded with LAME at
+    setting ``s``, decoded as the runtime decodes, both cut to one length."""
+    with tempfile.TemporaryDirectory() as tmp:
+        mp3 = Path(tmp) / "x.mp3"
+        encode_mp3(ref, SR, s, mp3)
+        dec, _ = decode(mp3, SR)
+    n = min(dec.shape[1], ref.shape[1])
+    return dec[:, :n], ref[:, :n]
+
+
 def lsd(ref: np.ndarray, deg: np.ndarray, n_fft: int = 2048, hop: int = 512) -> float:
     """Log-spectral distance (dB): per-frame RMS over bins of the dB difference, mean over frames."""
     a = np.abs(stft(ref, n_fft, hop)) ** 2
@@ -149,12 +160,7 @@ def main() -> None:
     for ti, (path, ei, ref) in enumerate((p, ei, r) for p in tracks
                                          for ei, r in enumerate(excerpts(p, a.seconds, a.excerpts))):
         for s in settings:
-            with tempfile.TemporaryDirectory() as tmp:
-                mp3 = Path(tmp) / "x.mp3"
-                encode_mp3(ref, SR, s, mp3)
-                dec, _ = decode(mp3, SR)
-            n = min(dec.shape[1], ref.shape[1])
-            dec, r = dec[:, :n], ref[:, :n]
+            dec, r = mp3_twin(ref, s)
             # what the runtime knows from an MP3 file: the band its encoder keeps
             band = None if a.no_guard else encoder_band_hz("mp3", s.kbps, s.channels, s.rate)
             reach = None if a.no_guard else encoder_reach_hz("mp3", s.kbps, s.channels, s.rate)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -26,11 +25,9 @@ from scipy.signal import resample_poly
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baselines import band_copy  # noqa: E402
-from quality import SR, Visqol, excerpts, setting  # noqa: E402
+from quality import SR, Visqol, excerpts, mp3_twin, setting  # noqa: E402
 
-from mp3fix.audio import decode  # noqa: E402
 from mp3fix.restore import Restorer  # noqa: E402
-from mp3fix.train.dataset import encode_mp3  # noqa: E402
 
 CENTRES_HZ = (50, 92, 140, 195, 258, 331, 415, 512, 622, 750, 896, 1065, 1259, 1481, 1737, 2032, 2370, 2760,
               3207, 3721, 4313, 4993, 5775, 6673, 7707, 8895, 10261, 11832, 13637, 15714, 18100, 20845)
@@ -88,12 +85,7 @@ def main() -> None:
     for i, path in enumerate(tracks):
         for ref in excerpts(path, a.seconds, a.excerpts):
             for kb in (int(k) for k in a.kbps.split(",")):
-                with tempfile.TemporaryDirectory() as tmp:
-                    mp3 = Path(tmp) / "x.mp3"
-                    encode_mp3(ref, SR, setting(kb), mp3)
-                    dec, _ = decode(mp3, SR)
-                n = min(dec.shape[1], ref.shape[1])
-                dec, r = dec[:, :n], ref[:, :n]
+                dec, r = mp3_twin(ref, setting(kb))
                 rm = resample_poly(r.mean(axis=0), 160, 147).astype(np.float64)
                 for name, y in zip(systems, (dec, band_copy(dec), restorer.restore(dec, SR, seed=0)[0]), strict=True):
                     ym = resample_poly(y.mean(axis=0), 160, 147).astype(np.float64)
