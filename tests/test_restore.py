@@ -201,13 +201,16 @@ def test_dropouts_under_the_cutoff_are_filled_and_the_rest_kept() -> None:
     xh = istft(spec, 1024, 512, x.shape[-1])
     assert _cutoff(xh) == cut
     runs = []
-    for on in (True, False):
-        r = Restorer(FILL_MODEL, device="cpu", threads=1, hole_fill=on)
+    for on, batch in ((True, None), (False, None), (True, 1)):
+        r = Restorer(FILL_MODEL, device="cpu", threads=1, hole_fill=on, chunk_batch=batch)
         r.config.hole_fill_bins, r.config.hole_fill_hz, r.config.hole_fill_db = 48, [0.0, 22050.0], 30.0
         # fill.onnx restores at a fixed level far under this band's; +60 dB brings it near
         r.config.extension_gain_db = [[1000.0, 60.0]]
-        runs.append(stft_mag(r.restore(xh, SR, seed=0)[0]))
-    filled, plain = runs
+        runs.append(r.restore(xh, SR, seed=0, variants=2 if batch else 1))
+    # the second pass's rows follow each chunk's own: one chunk per call, or two variants, change nothing
+    np.testing.assert_allclose(runs[2][0], runs[0][0], rtol=0, atol=1e-6)
+    assert not np.allclose(runs[2][1], runs[2][0])
+    filled, plain = (stft_mag(run[0]) for run in runs[:2])
     intact = stft_mag(x)[..., cut - 36 : cut - 14, 70:110].mean()
     # the dropout: left empty without the filling, back near the band's own level with it
     assert plain[..., cut - 36 : cut - 14, 70:110].mean() < 0.01 * intact
