@@ -1,11 +1,12 @@
 """Speed and memory benchmark: per-stage times, real-time factor, DSP floor, peak memory.
 
-    python benchmarks/speed.py [--minutes 3] [--long 60] [--threads 2] [--model PATH]
+    python benchmarks/speed.py [--minutes 3] [--long 60] [--threads 2] [--model PATH] [--kbps 64 [--keep-mp3-band]]
 
 Makes a deterministic synthetic song (chords, drums, hi-hats) of ``--minutes``,
 44.1 kHz stereo, encodes it with LAME at 32 kbit/s the way the ``lame`` command
 line does (16 kHz; ``--kbps 64``: 64 kbit/s at 24 kHz, where the shipped model
-also fills the encoder's dropouts under the cutoff, a second generator pass),
+also fills the encoder's dropouts under the cutoff, a second generator pass;
+``--keep-mp3-band`` without it),
 then:
 1. decode alone, at the file's rate and with resampling to 44.1 kHz;
 2. one instrumented restore (library) with per-stage seconds, the stages in
@@ -119,10 +120,14 @@ def main() -> None:
     ap.add_argument("--json", type=Path)
     ap.add_argument("--kbps", type=int, default=32, choices=sorted(LAME_RATES),
                     help="bitrate of the test files, at the rate the lame command line picks")
+    ap.add_argument("--keep-mp3-band", action="store_true",
+                    help="without the dropout filling under the cutoff (its second generator pass)")
     a = ap.parse_args()
     rate = LAME_RATES[a.kbps]
     extra = ["--device", a.device] + (["--threads", str(a.threads)] if a.threads else [])
     extra += ["--model", a.model] if a.model else []
+    extra += ["--keep-mp3-band"] if a.keep_mp3_band else []
+    fill = not a.keep_mp3_band
     results: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / f"song-{a.kbps}k.mp3"
@@ -134,7 +139,7 @@ def main() -> None:
         # Stages are timed with the generator called in line (pipeline off), so
         # that each stage's time is its own and the DSP floor is the DSP alone,
         # not inflated by a model running beside it.
-        restorer = Restorer(a.model, device=a.device, threads=a.threads, pipeline=False)
+        restorer = Restorer(a.model, device=a.device, threads=a.threads, pipeline=False, hole_fill=fill)
         restorer.timings = {}
         t = time.perf_counter()
         restorer.restore_file(src, [Path(tmp) / "serial.wav"])
@@ -142,7 +147,7 @@ def main() -> None:
         st = restorer.timings
         # the library as the command runs it: generator calls on a worker thread
         # overlapping the decoding, transforms and writing of the other chunks
-        restorer = Restorer(a.model, device=a.device, threads=a.threads)
+        restorer = Restorer(a.model, device=a.device, threads=a.threads, hole_fill=fill)
         t = time.perf_counter()
         restorer.restore_file(src, [Path(tmp) / "lib.wav"])
         lib_total = time.perf_counter() - t
