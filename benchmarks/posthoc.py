@@ -2,7 +2,7 @@
 
     python benchmarks/posthoc.py --change shelf:15000:-6 --change z:0.5 --change hybrid:12000 \\
         [--split val] [--tracks 9] [--every 1] [--track NAME ...] [--excerpts 3] [--seconds 8]
-        [--kbps 16,32,64] [--model PATH] [--keep-mp3-band]
+        [--kbps 16,32,64] [--mono] [--model PATH] [--keep-mp3-band]
 
 Each excerpt is encoded and decoded as in ``quality.py`` and restored (seed 0)
 once as shipped and once per change:
@@ -16,9 +16,19 @@ once as shipped and once per change:
 - ``keep:R``: in the restored band, every bin where the MP3 is more than R
   times louder than the restoration keeps the MP3's (content the encoder kept
   in some frames above its ragged cliff);
+- ``zlink:1``: one z for both channels (the channel-0 noise for each),
+  instead of one each;
+- ``refill:BINS:DB``: the dropouts in the BINS under the cutoff (at most down
+  to ``copy_width_bins``) filled first, as ``fill`` does, and the restoration
+  above the cutoff then made from the filled band (its levels, the band it
+  copies and its phase) instead of the MP3's, at any cutoff;
+- ``phase:N``: N Griffin-Lim iterations on the restored band's phase after
+  the ``copy`` phase (``restore --phase-iters``);
 - ``fill:BINS:DB``: the encoder's dropouts in the BINS under the cutoff filled
   where the MP3 is more than DB below the model's restoration of that band
   (``ModelConfig.hole_fill_*``), at any cutoff; ``fill:0:0``: none.
+``--mono`` encodes a mono MP3 (of the excerpt's mid) at the sample rate the
+``lame`` command line picks for it, scored against that mid.
 ``--keep-mp3-band`` restores the shipped baseline (and every change but
 ``fill``) without the shipped model's own dropout filling.
 Prints, per bitrate, ViSQOL and LSD of each change and its ViSQOL minus the
@@ -42,15 +52,18 @@ from baselines import band_copy  # noqa: E402
 from quality import SR, Visqol, excerpts, lsd, mp3_twin, setting  # noqa: E402
 
 import mp3fix.restore as restore_module  # noqa: E402
-from mp3fix.spectral import istft, stft  # noqa: E402
+from mp3fix.model import band_mask, extension_gain, fill_holes  # noqa: E402
+from mp3fix.phase import copy_phase_sources, restore_phase  # noqa: E402
+from mp3fix.spectral import istft, log_magnitude, stft  # noqa: E402
+from mp3fix.train.dataset import CONFIGS, EncoderConfig  # noqa: E402
 
 
 def parse_change(spec: str) -> tuple[str, list[float]]:
     kind, *args = spec.split(":")
-    want = {"shelf": 2, "z": 1, "hybrid": 1, "source": 1, "keep": 1, "fill": 2}
+    want = {"shelf": 2, "z": 1, "hybrid": 1, "source": 1, "keep": 1, "fill": 2, "phase": 1, "zlink": 1, "refill": 2}
     if kind not in want or len(args) != want[kind]:
-        raise SystemExit(f"bad --change {spec!r}: shelf:HZ:DB, z:SCALE, hybrid:HZ, source:HZ, keep:RATIO "
-                         "or fill:BINS:DB")
+        raise SystemExit(f"bad --change {spec!r}: shelf:HZ:DB, z:SCALE, hybrid:HZ, source:HZ, keep:RATIO, "
+                         "fill:BINS:DB, refill:BINS:DB, phase:N or zlink:1")
     return kind, [float(a) for a in args]
 
 
@@ -90,12 +103,34 @@ class Changed:
             return spec
 
         restore_module.restore_phase = keeping
+        self.zlink = False
+        draw = restore_module.draw_z
+
+        def linked(seed, variant, channel, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+            return draw(seed, variant, 0 if self.zlink else channel, *args, **kwargs)
+
+        restore_module.draw_z = linked
+        self.refill: tuple[int, float] | None = None
+        prepare = self.r._prepare
+
+        def refilled(chunk, start, seed, variants, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+            prep = prepare(chunk, start, seed, variants, *args, **kwargs)
+            if prep is None or self.refill is None or variants != 1:
+                return prep
+            return refill_source(self.r, prep, *self.refill)
+
+        self.r._prepare = refilled
 
     def __call__(self, x: np.ndarray, kind: str = "", args: list[float] | None = None) -> np.ndarray:
         self.z_scale, self.shelf, self.keep = 1.0, None, None
         cfg = self.r.config
         cfg.hole_fill_bins, cfg.hole_fill_db, cfg.hole_fill_hz = self.shipped_fill
         self.r.hole_fill = self.hole_fill
+        self.r.phase_iters = int(args[0]) if kind == "phase" else 0
+        self.zlink = kind == "zlink" and args[0] > 0
+        self.refill = (int(args[0]), args[1]) if kind == "refill" else None
+        if kind == "refill":
+            self.r.hole_fill = False
         if kind == "fill":
             cfg.hole_fill_bins, cfg.hole_fill_db, cfg.hole_fill_hz = int(args[0]), args[1], [0.0, float("inf")]
             self.r.hole_fill = True
@@ -116,6 +151,35 @@ class Changed:
         return y
 
 
+def refill_source(r: restore_module.Restorer, prep, bins: int, db: float):  # noqa: ANN001, ANN201
+    """``prep`` (one variant) with its dropouts under the cutoff filled from a
+    generator pass as if the cutoff were ``bins`` lower, and its generator
+    inputs remade from the filled band."""
+    cfg = r.config
+    lm, mask, z, copied = prep.inputs
+    fill = min(bins, prep.cutoff - cfg.copy_width_bins)
+    if fill <= 0:
+        return prep
+    lo = prep.cutoff - fill
+    low_mask = band_mask(lo, cfg.n_bins, cfg.mask_ramp_bins)
+    mask2 = np.broadcast_to(low_mask[None, None, :, None], lm.shape).astype(np.float32)
+    copied2 = lm[:, :, copy_phase_sources(lo, cfg.n_bins, cfg.copy_width_bins), :]
+    frames = prep.spec.shape[-1]
+    restored = r.generator(lm, mask2, z, copied2)[:, 0, :, :frames]
+    restored = restored + (extension_gain(prep.cutoff, cfg) * low_mask)[:, None].astype(np.float32)
+    mag = np.maximum(np.exp(restored) - cfg.log_floor, 0.0)
+    mp3_low = prep.spec[:, : cfg.n_bins]
+    second = restore_phase(mag, mp3_low, low_mask, lo, "copy", 0, cfg.n_fft, cfg.hop, prep.n, None,
+                           cfg.copy_width_bins)
+    filled = fill_holes(mp3_low.copy(), second, mp3_low, lo, prep.cutoff, db)
+    prep.spec = prep.spec.copy()
+    prep.spec[:, : cfg.n_bins] = filled
+    lm = lm.copy()
+    lm[:, 0, :, :frames] = log_magnitude(filled, cfg.log_floor)
+    prep.inputs = (lm, mask, z, lm[:, :, copy_phase_sources(prep.cutoff, cfg.n_bins, cfg.copy_width_bins), :])
+    return prep
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--change", action="append", required=True)
@@ -127,6 +191,7 @@ def main() -> None:
     ap.add_argument("--excerpts", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--kbps", default="16,32,64")
+    ap.add_argument("--mono", action="store_true", help="mono MP3s of the excerpts' mid")
     ap.add_argument("--model", default=None)
     ap.add_argument("--json", type=Path)
     ap.add_argument("--keep-mp3-band", action="store_true",
@@ -141,7 +206,11 @@ def main() -> None:
     for i, path in enumerate(tracks):
         for ei, ref in enumerate(excerpts(path, a.seconds, a.excerpts)):
             for kb in (int(k) for k in a.kbps.split(",")):
-                dec, r = mp3_twin(ref, setting(kb))
+                if a.mono:
+                    rate = {c.kbps: c.rate for c in CONFIGS if c.channels == 1}.get(kb, 44100)
+                    dec, r = mp3_twin(ref.mean(axis=0, keepdims=True), EncoderConfig(kb, 1, rate, 1.0))
+                else:
+                    dec, r = mp3_twin(ref, setting(kb))
                 row = {"track": Path(path).name, "excerpt": ei, "kbps": kb, "visqol": {}, "lsd": {}}
                 for spec, kind, args in [("shipped", "", None)] + changes:
                     y = run(dec, kind, args)
@@ -150,7 +219,8 @@ def main() -> None:
         print(f"track {i + 1}/{len(tracks)} done", file=sys.stderr, flush=True)
     if a.json:
         a.json.write_text(json.dumps(rows, indent=1))
-    print(f"\n{len(tracks)} {a.split} tracks x {a.excerpts} x {a.seconds:g} s, stereo, seed 0\n")
+    layout = "mono" if a.mono else "stereo"
+    print(f"\n{len(tracks)} {a.split} tracks x {a.excerpts} x {a.seconds:g} s, {layout}, seed 0\n")
     print("| bitrate | change | ViSQOL | minus shipped (se) | LSD dB |")
     print("|---|---|---|---|---|")
     for kb in sorted({r["kbps"] for r in rows}):

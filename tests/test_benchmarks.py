@@ -99,13 +99,16 @@ def test_posthoc_changes_touch_only_what_they_name(pair, monkeypatch: pytest.Mon
     below its split and band copy above; keeping the MP3's louder bins keeps
     all of them at ratio 0 and none at a huge one; a source band keeps what
     lies below it and adds nothing above; filling the dropouts under the
-    cutoff fills a hole there and nothing with 0 bins."""
+    cutoff fills a hole there and nothing with 0 bins; Griffin-Lim phase
+    changes the restored band's phase, not its level nor the band below; one
+    z for both channels makes a stereo pair with equal channels restore equally."""
     from posthoc import Changed
 
     import mp3fix.restore
 
     monkeypatch.setattr(mp3fix.restore, "normal_table", mp3fix.restore.normal_table)  # put back afterwards
     monkeypatch.setattr(mp3fix.restore, "restore_phase", mp3fix.restore.restore_phase)
+    monkeypatch.setattr(mp3fix.restore, "draw_z", mp3fix.restore.draw_z)
     _, dec = pair
     run = Changed(None)
     shipped = run(dec)
@@ -142,6 +145,18 @@ def test_posthoc_changes_touch_only_what_they_name(pair, monkeypatch: pytest.Mon
     filled = stft_mag(run(holed, "fill", [48.0, 30.0]))
     assert filled[hole].mean() > 10 * stft_mag(base)[hole].mean()
     assert filled[hole].mean() < 3 * stft_mag(dec)[hole].mean()  # about the level the band had
+    phased = run(dec, "phase", [4.0])
+    assert not np.array_equal(phased, shipped)
+    np.testing.assert_array_equal(run(dec), shipped)
+    p = stft_mag(phased)[..., 4:-4]
+    low = slice(0, CUT_BIN - 8)
+    assert np.abs(p[..., low, :] - a[..., low, :]).mean() < 0.01 * a[..., low, :].mean()
+    assert abs(20 * np.log10(p[..., mid, :].mean() / a[..., mid, :].mean())) < 1.0
+    twin = np.stack([dec[0], dec[0]])
+    apart, linked = run(twin), run(twin, "zlink", [1.0])
+    assert np.abs(apart[0] - apart[1]).max() > 1e-3  # a z each: the restored bands differ
+    np.testing.assert_array_equal(linked[0], linked[1])
+    np.testing.assert_array_equal(linked[0], apart[0])  # channel 0 keeps its own z
 
 
 def test_edges_shape_is_level_free_and_stops_at_the_cutoff() -> None:
