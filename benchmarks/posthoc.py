@@ -18,15 +18,19 @@ once as shipped and once per change:
   in some frames above its ragged cliff);
 - ``zlink:1``: one z for both channels (the channel-0 noise for each),
   instead of one each;
-- ``refill:BINS:DB``: the dropouts in the BINS under the cutoff (at most down
-  to ``copy_width_bins``) filled first, as ``fill`` does, and the restoration
-  above the cutoff then made from the filled band (its levels, the band it
-  copies and its phase) instead of the MP3's, at any cutoff;
+- ``copyfill:BINS:DB``: like ``fill``, but the dropouts filled without the
+  model: from the band BINS lower, each bin matched to the 75th percentile of
+  its own level over the chunk;
+- ``fillcap:F``: the shipped dropout filling, each filled bin no louder than
+  the MP3's loudest in that bin within F frames either side (a dropout is a
+  hole in time; a dark recording's quiet top band is not);
 - ``phase:N``: N Griffin-Lim iterations on the restored band's phase after
   the ``copy`` phase (``restore --phase-iters``);
-- ``fill:BINS:DB``: the encoder's dropouts in the BINS under the cutoff filled
-  where the MP3 is more than DB below the model's restoration of that band
-  (``ModelConfig.hole_fill_*``), at any cutoff; ``fill:0:0``: none.
+- ``fill:BINS:DB``: the encoder's dropouts in the BINS under the cutoff (at
+  most down to ``copy_width_bins`` above 0) filled where the MP3 is more than
+  DB below the model's restoration of that band, and the band above the cutoff
+  restored from the filled band (``ModelConfig.hole_fill_*``), at any cutoff;
+  ``fill:0:0``: none.
 ``--mono`` encodes a mono MP3 (of the excerpt's mid) at the sample rate the
 ``lame`` command line picks for it, scored against that mid.
 ``--keep-mp3-band`` restores the shipped baseline (and every change but
@@ -52,18 +56,19 @@ from baselines import band_copy  # noqa: E402
 from quality import SR, Visqol, excerpts, lsd, mp3_twin, setting  # noqa: E402
 
 import mp3fix.restore as restore_module  # noqa: E402
-from mp3fix.model import band_mask, extension_gain, fill_holes  # noqa: E402
-from mp3fix.phase import copy_phase_sources, restore_phase  # noqa: E402
+from mp3fix.model import fill_holes  # noqa: E402
+from mp3fix.phase import copy_phase_sources  # noqa: E402
 from mp3fix.spectral import istft, log_magnitude, stft  # noqa: E402
 from mp3fix.train.dataset import CONFIGS, EncoderConfig  # noqa: E402
 
 
 def parse_change(spec: str) -> tuple[str, list[float]]:
     kind, *args = spec.split(":")
-    want = {"shelf": 2, "z": 1, "hybrid": 1, "source": 1, "keep": 1, "fill": 2, "phase": 1, "zlink": 1, "refill": 2}
+    want = {"shelf": 2, "z": 1, "hybrid": 1, "source": 1, "keep": 1, "fill": 2, "phase": 1, "zlink": 1,
+            "copyfill": 2, "fillcap": 1}
     if kind not in want or len(args) != want[kind]:
         raise SystemExit(f"bad --change {spec!r}: shelf:HZ:DB, z:SCALE, hybrid:HZ, source:HZ, keep:RATIO, "
-                         "fill:BINS:DB, refill:BINS:DB, phase:N or zlink:1")
+                         "fill:BINS:DB, copyfill:BINS:DB, fillcap:F, phase:N or zlink:1")
     return kind, [float(a) for a in args]
 
 
@@ -110,16 +115,31 @@ class Changed:
             return draw(seed, variant, 0 if self.zlink else channel, *args, **kwargs)
 
         restore_module.draw_z = linked
-        self.refill: tuple[int, float] | None = None
+        self.copyfill: tuple[int, float] | None = None
         prepare = self.r._prepare
 
-        def refilled(chunk, start, seed, variants, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        def copyfilled(chunk, start, seed, variants, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
             prep = prepare(chunk, start, seed, variants, *args, **kwargs)
-            if prep is None or self.refill is None or variants != 1:
+            if prep is None or self.copyfill is None or variants != 1:
                 return prep
-            return refill_source(self.r, prep, *self.refill)
+            return copy_fill(self.r, prep, *self.copyfill)
 
-        self.r._prepare = refilled
+        self.r._prepare = copyfilled
+        self.fillcap = 0
+        fill_holes_shipped = restore_module.fill_holes
+
+        def capped(out, fill, mp3, lo, hi, db):  # noqa: ANN001, ANN202
+            if self.fillcap:
+                from scipy.ndimage import maximum_filter1d
+
+                near = maximum_filter1d(np.abs(mp3[..., lo:hi, :]), 2 * self.fillcap + 1, axis=-1)
+                band = fill[..., lo:hi, :]
+                scale = np.minimum(1.0, near / np.maximum(np.abs(band), 1e-30)).astype(np.float32)
+                fill = fill.copy()
+                fill[..., lo:hi, :] = band * scale
+            return fill_holes_shipped(out, fill, mp3, lo, hi, db)
+
+        restore_module.fill_holes = capped
 
     def __call__(self, x: np.ndarray, kind: str = "", args: list[float] | None = None) -> np.ndarray:
         self.z_scale, self.shelf, self.keep = 1.0, None, None
@@ -128,8 +148,9 @@ class Changed:
         self.r.hole_fill = self.hole_fill
         self.r.phase_iters = int(args[0]) if kind == "phase" else 0
         self.zlink = kind == "zlink" and args[0] > 0
-        self.refill = (int(args[0]), args[1]) if kind == "refill" else None
-        if kind == "refill":
+        self.copyfill = (int(args[0]), args[1]) if kind == "copyfill" else None
+        self.fillcap = int(args[0]) if kind == "fillcap" else 0
+        if self.copyfill:
             self.r.hole_fill = False
         if kind == "fill":
             cfg.hole_fill_bins, cfg.hole_fill_db, cfg.hole_fill_hz = int(args[0]), args[1], [0.0, float("inf")]
@@ -151,26 +172,22 @@ class Changed:
         return y
 
 
-def refill_source(r: restore_module.Restorer, prep, bins: int, db: float):  # noqa: ANN001, ANN201
-    """``prep`` (one variant) with its dropouts under the cutoff filled from a
-    generator pass as if the cutoff were ``bins`` lower, and its generator
-    inputs remade from the filled band."""
+def copy_fill(r: restore_module.Restorer, prep, bins: int, db: float):  # noqa: ANN001, ANN201
+    """``prep`` (one variant, prepared without the model's dropout filling) with
+    the dropouts in the ``bins`` under its cutoff filled from the band ``bins``
+    lower, each bin matched to the 75th percentile of its own level, and its
+    generator inputs remade from the filled band: ``fill`` without the model."""
     cfg = r.config
-    lm, mask, z, copied = prep.inputs
+    lm, mask, z, _ = prep.inputs
     fill = min(bins, prep.cutoff - cfg.copy_width_bins)
     if fill <= 0:
         return prep
     lo = prep.cutoff - fill
-    low_mask = band_mask(lo, cfg.n_bins, cfg.mask_ramp_bins)
-    mask2 = np.broadcast_to(low_mask[None, None, :, None], lm.shape).astype(np.float32)
-    copied2 = lm[:, :, copy_phase_sources(lo, cfg.n_bins, cfg.copy_width_bins), :]
     frames = prep.spec.shape[-1]
-    restored = r.generator(lm, mask2, z, copied2)[:, 0, :, :frames]
-    restored = restored + (extension_gain(prep.cutoff, cfg) * low_mask)[:, None].astype(np.float32)
-    mag = np.maximum(np.exp(restored) - cfg.log_floor, 0.0)
     mp3_low = prep.spec[:, : cfg.n_bins]
-    second = restore_phase(mag, mp3_low, low_mask, lo, "copy", 0, cfg.n_fft, cfg.hop, prep.n, None,
-                           cfg.copy_width_bins)
+    src = copy_phase_sources(lo, cfg.n_bins, cfg.copy_width_bins)
+    level = np.percentile(np.abs(mp3_low), 75, axis=-1)
+    second = mp3_low[:, src, :] * (level / np.maximum(level[:, src], 1e-9))[:, :, None].astype(np.float32)
     filled = fill_holes(mp3_low.copy(), second, mp3_low, lo, prep.cutoff, db)
     prep.spec = prep.spec.copy()
     prep.spec[:, : cfg.n_bins] = filled

@@ -4,9 +4,9 @@
 
 Makes a deterministic synthetic song (chords, drums, hi-hats) of ``--minutes``,
 44.1 kHz stereo, encodes it with LAME at 32 kbit/s the way the ``lame`` command
-line does (16 kHz; ``--kbps 64``: 64 kbit/s at 24 kHz, where the shipped model
-also fills the encoder's dropouts under the cutoff, a second generator pass;
-``--keep-mp3-band`` without it),
+line does (16 kHz; ``--kbps 64``: 64 kbit/s at 24 kHz). At both the shipped
+model first fills the encoder's dropouts under the cutoff, a second generator
+pass per chunk; ``--keep-mp3-band`` measures it without that),
 then:
 1. decode alone, at the file's rate and with resampling to 44.1 kHz;
 2. one instrumented restore (library) with per-stage seconds, the stages in
@@ -121,7 +121,7 @@ def main() -> None:
     ap.add_argument("--kbps", type=int, default=32, choices=sorted(LAME_RATES),
                     help="bitrate of the test files, at the rate the lame command line picks")
     ap.add_argument("--keep-mp3-band", action="store_true",
-                    help="without the dropout filling under the cutoff (its second generator pass)")
+                    help="without the dropout filling under the cutoff (its own generator pass)")
     a = ap.parse_args()
     rate = LAME_RATES[a.kbps]
     extra = ["--device", a.device] + (["--threads", str(a.threads)] if a.threads else [])

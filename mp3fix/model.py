@@ -49,10 +49,12 @@ class ModelConfig:
     extension_gain_db: list[list[float]] = field(default_factory=list)
     # Dropout filling under the cutoff (see ``hole_fill_bins``): an encoder that
     # runs short of bits drops its top scalefactor bands frame by frame, so the
-    # band it kept has holes. Where the cutoff lies within ``hole_fill_hz``,
-    # the generator runs a second time as if the cutoff were ``hole_fill_bins``
-    # lower, and a bin of that band where the MP3 is more than ``hole_fill_db``
-    # below this restoration takes the restoration's. 0 bins: off.
+    # band it kept has holes, and the band copied upwards above the cutoff has
+    # them too. Where the cutoff lies within ``hole_fill_hz``, the generator
+    # first runs as if the cutoff were ``hole_fill_bins`` lower (at most down
+    # to ``copy_width_bins``), a bin of that band where the MP3 is more than
+    # ``hole_fill_db`` below this restoration takes the restoration's, and the
+    # band above the cutoff is then restored from the filled band. 0 bins: off.
     hole_fill_bins: int = 0
     hole_fill_db: float = 30.0
     hole_fill_hz: list[float] = field(default_factory=lambda: [0.0, 0.0])
@@ -111,13 +113,14 @@ def extension_gain(cutoff: int, cfg: ModelConfig) -> float:
 def hole_fill_bins(cutoff: int, cfg: ModelConfig) -> int:
     """How many bins under cutoff bin ``cutoff`` get their dropouts filled
     (``cfg.hole_fill_bins`` where the cutoff's frequency lies within
-    ``cfg.hole_fill_hz``, else 0). Never so many that the band left below has
-    less than ``cfg.copy_width_bins`` to copy from."""
+    ``cfg.hole_fill_hz``, else 0), but never so many that the band left below
+    has less than ``cfg.copy_width_bins`` to copy from (at a 3.7 kHz cutoff,
+    86 bins, that leaves 22)."""
     lo, hi = cfg.hole_fill_hz
     f = cutoff * cfg.sample_rate / cfg.n_fft
-    if cfg.hole_fill_bins <= 0 or not lo <= f <= hi or cutoff - cfg.hole_fill_bins < cfg.copy_width_bins:
+    if cfg.hole_fill_bins <= 0 or not lo <= f <= hi:
         return 0
-    return cfg.hole_fill_bins
+    return max(0, min(cfg.hole_fill_bins, cutoff - cfg.copy_width_bins))
 
 
 def fill_holes(out: np.ndarray, fill: np.ndarray, mp3: np.ndarray, lo: int, hi: int, db: float) -> np.ndarray:

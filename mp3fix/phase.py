@@ -59,7 +59,7 @@ def restore_phase(
     full = mask >= 1.0
     # Work with unit phasors (X / |X|) rather than angles: no arctan2 and no
     # complex exponential over the whole spectrogram.
-    unit = _phasor(mp3_spec)
+    unit = unit_phasor(mp3_spec)
     if strategy == "copy":
         src = copy_phase_sources(cutoff, bins, copy_width)
         unit[..., full, :] = unit[..., src[full], :]
@@ -75,11 +75,11 @@ def restore_phase(
     for _ in range(iters):
         x = istft(_full_bins(spec, n_fft), n_fft, hop, length)
         est = stft(x, n_fft, hop)[..., :bins, :]
-        spec[..., full, :] = mag[..., full, :] * _phasor(est[..., full, :])
+        spec[..., full, :] = mag[..., full, :] * unit_phasor(est[..., full, :])
     return spec
 
 
-def _phasor(spec: np.ndarray) -> np.ndarray:
+def unit_phasor(spec: np.ndarray) -> np.ndarray:
     """spec / |spec| as complex64, 1 where spec is 0 (the phase np.angle gives 0)."""
     mag = np.abs(spec)
     out = np.ones(spec.shape, dtype=np.complex64)

@@ -31,7 +31,7 @@ from mp3fix import audio
 from mp3fix.chunking import stream_overlap_add
 from mp3fix.codec import REACH_IGNORED_ABOVE_SHARE, own_edge_hz
 from mp3fix.model import DEFAULT_SEED, band_mask, extension_gain, fill_holes, hole_fill_bins, resolve_model
-from mp3fix.phase import STRATEGIES, copy_phase_sources, restore_phase
+from mp3fix.phase import STRATEGIES, copy_phase_sources, restore_phase, unit_phasor
 from mp3fix.runtime import Generator
 from mp3fix.spectral import detect_cutoff, frame_reach, interior_frames, istft, log_magnitude, stft
 
@@ -130,10 +130,11 @@ class _Prepared:
     mask1: np.ndarray  # (n_bins,) band mask
     first_frame: int
     n: int  # samples in the chunk
-    inputs: tuple[np.ndarray, ...]  # logmag, mask, z, copied: (variants*C, ...) rows
+    # logmag, mask, z, copied: (variants*C, ...) rows; (logmag, z) until ``Restorer._inputs``
+    inputs: tuple[np.ndarray, ...]
     index: int = 0  # position in the caller's list
     top: int = 0  # nothing is added from this bin up (0: up to Nyquist)
-    fill: int = 0  # bins under the cutoff whose dropouts are filled; their generator rows follow the others
+    fill: int = 0  # bins under the cutoff whose dropouts are filled before the generator's pass
 
 
 @dataclass
@@ -157,7 +158,8 @@ class Restorer:
     neighbouring chunks (onnxruntime releases the GIL); it too changes speed,
     never the output. ``hole_fill`` False skips the filling of the encoder's
     dropouts under the cutoff that the model's sidecar may ask for
-    (``ModelConfig.hole_fill_bins``). ``notice`` is the generator's one-line notice
+    (``ModelConfig.hole_fill_bins``; a generator pass of its own, before the
+    band above the cutoff is restored from the filled band). ``notice`` is the generator's one-line notice
     for the user (CUDA was chosen but not usable), else None.
     """
 
@@ -250,31 +252,35 @@ class Restorer:
                 todo.append(prep)
         if not todo:
             return lambda: [outs[i] for i in range(len(chunks))]
-        with self._stage("model"):
-            if len(todo) == 1:
-                inputs = list(todo[0].inputs)  # nothing to stack: no copy
-            else:
-                inputs = [np.concatenate(parts) for parts in zip(*(p.inputs for p in todo), strict=True)]
+
+        def generate() -> np.ndarray:
+            # the dropout filling's own generator pass, where a chunk has one, runs here too: on
+            # the worker thread, beside this thread's DSP
             for p in todo:
-                p.inputs = ()  # the stacked copy is all the generator needs
+                if p.fill:
+                    self._inputs(p, seed, variants)
+            with self._stage("model"):
+                if len(todo) == 1:
+                    inputs = list(todo[0].inputs)  # nothing to stack: no copy
+                else:
+                    inputs = [np.concatenate(parts) for parts in zip(*(p.inputs for p in todo), strict=True)]
+                for p in todo:
+                    p.inputs = ()  # the stacked copy is all the generator needs
+                return self.generator(*inputs)
 
         if executor is None:
-            with self._stage("model"):
-                done = self.generator(*inputs)
+            done = generate()
             result: Callable[[], np.ndarray] = lambda: done  # noqa: E731
         else:
-            result = executor.submit(self.generator, *inputs).result
+            result = executor.submit(generate).result
 
         def collect() -> list[np.ndarray]:
             with self._stage("model"):  # with a worker, only the time spent waiting for it
                 out = result()
             restored = out[:, 0, :, : todo[0].spec.shape[-1]]
             rows = variants * todo[0].spec.shape[0]
-            first = 0
-            for prep in todo:
-                n_rows = rows * (2 if prep.fill else 1)
-                outs[prep.index] = self._finish(prep, restored[first : first + n_rows], seed, variants)
-                first += n_rows
+            for k, prep in enumerate(todo):
+                outs[prep.index] = self._finish(prep, restored[k * rows : (k + 1) * rows], seed, variants)
             return [outs[i] for i in range(len(chunks))]
 
         return collect
@@ -308,22 +314,68 @@ class Restorer:
             first_frame = start // cfg.hop
             lm = np.full((rows, 1, cfg.n_bins, padded), np.log(cfg.log_floor), np.float32)
             lm[:c, 0, :, :frames] = log_magnitude(low, cfg.log_floor)
-            lm[c:] = np.tile(lm[:c], (variants - 1, 1, 1, 1))
             z = np.zeros((rows, cfg.z_channels, cfg.z_bins, padded), np.float32)
             for v in range(variants):
                 for ch in range(c):
                     draw_z(seed, v, ch, first_frame, frames, cfg.z_channels, cfg.z_bins,
                            out=z[v * c + ch, :, :, :frames])
-            mask = np.broadcast_to(mask1[None, None, :, None], lm.shape).astype(np.float32)
-            copied = lm[:, :, copy_phase_sources(cutoff, cfg.n_bins, cfg.copy_width_bins), :]
-            inputs = (lm, mask, z, copied)
-            fill = hole_fill_bins(cutoff, cfg) if self.hole_fill else 0
-            if fill:  # the same rows again, restored as if the cutoff were ``fill`` bins lower
-                low_mask = band_mask(cutoff - fill, cfg.n_bins, cfg.mask_ramp_bins)
-                mask2 = np.broadcast_to(low_mask[None, None, :, None], lm.shape).astype(np.float32)
-                copied2 = lm[:, :, copy_phase_sources(cutoff - fill, cfg.n_bins, cfg.copy_width_bins), :]
-                inputs = tuple(np.concatenate(pair) for pair in zip(inputs, (lm, mask2, z, copied2), strict=True))
-        return _Prepared(spec, cutoff, mask1, first_frame, n, inputs, top=own_edge.given, fill=fill)
+        prep = _Prepared(spec, cutoff, mask1, first_frame, n, (lm, z), top=own_edge.given)
+        prep.fill = hole_fill_bins(cutoff, cfg) if self.hole_fill else 0
+        if not prep.fill:  # else on the generator's thread, after the filling pass (``_inputs``)
+            self._inputs(prep, seed, variants)
+        return prep
+
+    def _inputs(self, prep: _Prepared, seed: int, variants: int) -> None:
+        """``prep.inputs`` from its (logmag, z) rows: the channels' logmag rows
+        repeated for each variant, the band mask and the copied band; first,
+        where ``prep.fill`` says, the encoder's dropouts under the cutoff are
+        filled, so that the band above is restored from the filled band."""
+        cfg = self.config
+        with self._stage("model"):
+            lm, z = prep.inputs
+            c = prep.spec.shape[0]
+            if prep.fill:
+                self._fill_dropouts(prep.spec[:, : cfg.n_bins], lm[:c], z[:c], prep.cutoff, prep.fill, seed,
+                                    prep.first_frame)
+            lm[c:] = np.tile(lm[:c], (variants - 1, 1, 1, 1))
+            mask = np.broadcast_to(prep.mask1[None, None, :, None], lm.shape).astype(np.float32)
+            copied = lm[:, :, copy_phase_sources(prep.cutoff, cfg.n_bins, cfg.copy_width_bins), :]
+            prep.inputs = (lm, mask, z, copied)
+
+    def _fill_dropouts(self, low: np.ndarray, lm: np.ndarray, z: np.ndarray, cutoff: int, fill: int, seed: int,
+                       first_frame: int) -> None:
+        """Fill, in place, the dropouts in the ``fill`` bins under ``cutoff`` of
+        ``low`` (C, bins, frames), the MP3's STFT, and of its log-magnitude rows
+        ``lm`` (C, 1, bins, padded frames): the generator restores those rows,
+        with ``z`` (the first variant's noise), as if the cutoff were ``fill``
+        bins lower, and a bin there where the MP3 is more than ``hole_fill_db``
+        below that restoration takes its value. Its phase is the ``copy`` (or
+        ``random``) phase of the band below, without Griffin-Lim iterations."""
+        cfg = self.config
+        lo = cutoff - fill
+        band = slice(lo, cutoff)
+        low_mask = band_mask(lo, cfg.n_bins, cfg.mask_ramp_bins)
+        mask = np.broadcast_to(low_mask[None, None, :, None], lm.shape).astype(np.float32)
+        copied = lm[:, :, copy_phase_sources(lo, cfg.n_bins, cfg.copy_width_bins), :]
+        frames = low.shape[-1]
+        restored = self.generator(lm, mask, z, copied)[:, 0, band, :frames]
+        # the level calibration, as for the band above the cutoff (the mask is 1 in this band)
+        mag = np.maximum(np.exp(restored + np.float32(extension_gain(cutoff, cfg))) - cfg.log_floor, 0.0)
+        if self.phase == "random":
+            unit = np.exp(1j * self._random_phase(seed, 1, low.shape[0], first_frame, frames)[:, band])
+        else:
+            src = copy_phase_sources(lo, cfg.n_bins, cfg.copy_width_bins)[band]
+            unit = unit_phasor(low[:, src, :])
+        mp3_band = low[:, band]  # a view: filled in place, and with it the chunk's STFT
+        fill_holes(mp3_band, (mag * unit).astype(np.complex64), mp3_band, 0, fill, cfg.hole_fill_db)
+        lm[:, 0, band, :frames] = log_magnitude(low[:, band], cfg.log_floor)
+
+    def _random_phase(self, seed: int, variants: int, c: int, first_frame: int, frames: int) -> np.ndarray | None:
+        """The ``random`` phase strategy's phases, per absolute frame so that overlapping chunks agree."""
+        if self.phase != "random":
+            return None
+        return np.concatenate([draw_z(seed, v, ch, first_frame, frames, 1, self.config.n_bins, NOISE_PHASE)
+                               for v in range(variants) for ch in range(c)])
 
     def _finish(self, prep: _Prepared, restored: np.ndarray, seed: int, variants: int) -> np.ndarray:
         """Phase and inverse STFT of one chunk from its rows of generator output."""
@@ -333,29 +385,15 @@ class Restorer:
         with self._stage("phase"):
             gain = extension_gain(prep.cutoff, cfg)
             mp3_low = np.tile(spec[:, : cfg.n_bins], (variants, 1, 1))
-            random_phase = None
-            if self.phase == "random":  # per absolute frame, so overlapping chunks agree
-                random_phase = np.concatenate([
-                    draw_z(seed, v, ch, first_frame, frames, 1, cfg.n_bins, NOISE_PHASE)
-                    for v in range(variants) for ch in range(c)
-                ])
-
-            def spectrum(restored: np.ndarray, mask1: np.ndarray, cutoff: int) -> np.ndarray:
-                if gain:  # on the restored band only: the MP3's own bins keep their level
-                    restored = restored + (gain * mask1)[:, None].astype(np.float32)
-                mag = np.maximum(np.exp(restored) - cfg.log_floor, 0.0)
-                if prep.top:  # the recording's own edge, as the user gave it: fade out below it, nothing above
-                    keep = np.clip((prep.top - np.arange(cfg.n_bins)) / cfg.mask_ramp_bins, 0.0, 1.0)
-                    mag = mag * (1.0 - mask1 * (1.0 - keep))[:, None].astype(np.float32)
-                return restore_phase(mag, mp3_low, mask1, cutoff, self.phase, self.phase_iters,
-                                     cfg.n_fft, cfg.hop, prep.n, random_phase, cfg.copy_width_bins)
-
-            rows = variants * c
-            out_low = spectrum(restored[:rows], prep.mask1, prep.cutoff)
-            if prep.fill:
-                lo = prep.cutoff - prep.fill
-                low = spectrum(restored[rows:], band_mask(lo, cfg.n_bins, cfg.mask_ramp_bins), lo)
-                fill_holes(out_low, low, mp3_low, lo, prep.cutoff, cfg.hole_fill_db)
+            random_phase = self._random_phase(seed, variants, c, first_frame, frames)
+            if gain:  # on the restored band only: the MP3's own bins keep their level
+                restored = restored + (gain * prep.mask1)[:, None].astype(np.float32)
+            mag = np.maximum(np.exp(restored) - cfg.log_floor, 0.0)
+            if prep.top:  # the recording's own edge, as the user gave it: fade out below it, nothing above
+                keep = np.clip((prep.top - np.arange(cfg.n_bins)) / cfg.mask_ramp_bins, 0.0, 1.0)
+                mag = mag * (1.0 - prep.mask1 * (1.0 - keep))[:, None].astype(np.float32)
+            out_low = restore_phase(mag, mp3_low, prep.mask1, prep.cutoff, self.phase, self.phase_iters,
+                                    cfg.n_fft, cfg.hop, prep.n, random_phase, cfg.copy_width_bins)
         with self._stage("istft"):
             full = np.concatenate([out_low, np.tile(spec[:, cfg.n_bins :], (variants, 1, 1))], axis=1)
             return istft(full, cfg.n_fft, cfg.hop, prep.n)

@@ -42,7 +42,9 @@ def test_hole_fill_applies_only_within_its_cutoff_range() -> None:
     # never so deep that less than the copied band's width is left below it
     wide = ModelConfig(hole_fill_bins=96, hole_fill_hz=[0.0, 22050.0])
     assert hole_fill_bins(96 + wide.copy_width_bins, wide) == 96
-    assert hole_fill_bins(95 + wide.copy_width_bins, wide) == 0
+    assert hole_fill_bins(95 + wide.copy_width_bins, wide) == 95
+    assert hole_fill_bins(86, wide) == 86 - wide.copy_width_bins  # a 3.7 kHz cutoff (16 kbit/s)
+    assert hole_fill_bins(wide.copy_width_bins, wide) == 0
 
 
 def test_fill_holes_takes_the_fill_only_where_the_mp3_dropped_out() -> None:

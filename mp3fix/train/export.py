@@ -120,8 +120,8 @@ def main() -> None:
                          "(e.g. 8000:0,10000:-2.5); default none")
     ap.add_argument("--hole-fill", default=None, metavar="BINS:DB:LO_HZ:HI_HZ",
                     help="fill the encoder's dropouts in the BINS under the cutoff where the MP3 is more than "
-                         "DB below the model's restoration of them, for cutoffs from LO_HZ to HI_HZ "
-                         "(ModelConfig.hole_fill_*); default off")
+                         "DB below the model's restoration of them, before the band above is restored, for "
+                         "cutoffs from LO_HZ to HI_HZ (ModelConfig.hole_fill_*); default off")
     ap.add_argument("--update", type=Path, metavar="ONNX",
                     help="rewrite only this exported model's sidecar (--hole-fill, --metrics, --status)")
     a = ap.parse_args()
