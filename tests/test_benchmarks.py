@@ -100,7 +100,8 @@ def test_posthoc_changes_touch_only_what_they_name(pair, monkeypatch: pytest.Mon
     all of them at ratio 0 and none at a huge one; a source band keeps what
     lies below it and adds nothing above; filling the dropouts under the
     cutoff (as the shipped model does, and without the model) fills a hole
-    there and nothing with 0 bins; Griffin-Lim phase
+    there and nothing with 0 bins, and capped at the MP3's nearby level
+    leaves a long hole; Griffin-Lim phase
     changes the restored band's phase, not its level nor the band below; one
     z for both channels makes a stereo pair with equal channels restore equally."""
     from posthoc import Changed
@@ -146,6 +147,9 @@ def test_posthoc_changes_touch_only_what_they_name(pair, monkeypatch: pytest.Mon
     for filled in (run(holed), run(holed, "fill", [48.0, 30.0]), run(holed, "copyfill", [48.0, 30.0])):
         m = stft_mag(filled)  # the shipped model fills it, and so do these two
         assert 10 * base[hole].mean() < m[hole].mean() < 3 * stft_mag(dec)[hole].mean()  # about the band's level
+    # capped at the MP3's own level within 8 frames, a hole 100 frames long stays (nearly) empty inside
+    capped = stft_mag(run(holed, "fillcap", [8.0]))
+    assert capped[hole].mean() < 0.1 * stft_mag(run(holed))[hole].mean()
     phased = run(dec, "phase", [4.0])
     assert not np.array_equal(phased, shipped)
     np.testing.assert_array_equal(run(dec), shipped)
