@@ -159,8 +159,9 @@ class Restorer:
     never the output. ``hole_fill`` False skips the filling of the encoder's
     dropouts under the cutoff that the model's sidecar may ask for
     (``ModelConfig.hole_fill_bins``; a generator pass of its own, before the
-    band above the cutoff is restored from the filled band). ``notice`` is the generator's one-line notice
-    for the user (CUDA was chosen but not usable), else None.
+    band above the cutoff is restored from the filled band). ``notice`` is
+    the generator's one-line notice for the user (CUDA was chosen but not
+    usable), else None.
     """
 
     def __init__(
