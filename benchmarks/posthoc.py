@@ -24,6 +24,9 @@ once as shipped and once per change:
 - ``fillcap:F``: the shipped dropout filling, each filled bin no louder than
   the MP3's loudest in that bin within F frames either side (a dropout is a
   hole in time; a dark recording's quiet top band is not);
+- ``fillleft:B``: the shipped dropout filling, but down to B bins above 0
+  instead of ``copy_width_bins`` (the filling pass then copies from a
+  narrower band);
 - ``phase:N``: N Griffin-Lim iterations on the restored band's phase after
   the ``copy`` phase (``restore --phase-iters``);
 - ``fill:BINS:DB``: the encoder's dropouts in the BINS under the cutoff (at
@@ -65,10 +68,10 @@ from mp3fix.train.dataset import CONFIGS, EncoderConfig  # noqa: E402
 def parse_change(spec: str) -> tuple[str, list[float]]:
     kind, *args = spec.split(":")
     want = {"shelf": 2, "z": 1, "hybrid": 1, "source": 1, "keep": 1, "fill": 2, "phase": 1, "zlink": 1,
-            "copyfill": 2, "fillcap": 1}
+            "copyfill": 2, "fillcap": 1, "fillleft": 1}
     if kind not in want or len(args) != want[kind]:
         raise SystemExit(f"bad --change {spec!r}: shelf:HZ:DB, z:SCALE, hybrid:HZ, source:HZ, keep:RATIO, "
-                         "fill:BINS:DB, copyfill:BINS:DB, fillcap:F, phase:N or zlink:1")
+                         "fill:BINS:DB, copyfill:BINS:DB, fillcap:F, fillleft:B, phase:N or zlink:1")
     return kind, [float(a) for a in args]
 
 
@@ -140,6 +143,16 @@ class Changed:
             return fill_holes_shipped(out, fill, mp3, lo, hi, db)
 
         restore_module.fill_holes = capped
+        self.fillleft = 0
+        bins_shipped = restore_module.hole_fill_bins
+
+        def left(cutoff, cfg):  # noqa: ANN001, ANN202
+            n = bins_shipped(cutoff, cfg)
+            if self.fillleft and n:
+                n = max(0, min(cfg.hole_fill_bins, cutoff - self.fillleft))
+            return n
+
+        restore_module.hole_fill_bins = left
 
     def __call__(self, x: np.ndarray, kind: str = "", args: list[float] | None = None) -> np.ndarray:
         self.z_scale, self.shelf, self.keep = 1.0, None, None
@@ -150,6 +163,7 @@ class Changed:
         self.zlink = kind == "zlink" and args[0] > 0
         self.copyfill = (int(args[0]), args[1]) if kind == "copyfill" else None
         self.fillcap = int(args[0]) if kind == "fillcap" else 0
+        self.fillleft = int(args[0]) if kind == "fillleft" else 0
         if self.copyfill:
             self.r.hole_fill = False
         if kind == "fill":

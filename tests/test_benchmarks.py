@@ -111,6 +111,8 @@ def test_posthoc_changes_touch_only_what_they_name(pair, monkeypatch: pytest.Mon
     monkeypatch.setattr(mp3fix.restore, "normal_table", mp3fix.restore.normal_table)  # put back afterwards
     monkeypatch.setattr(mp3fix.restore, "restore_phase", mp3fix.restore.restore_phase)
     monkeypatch.setattr(mp3fix.restore, "draw_z", mp3fix.restore.draw_z)
+    monkeypatch.setattr(mp3fix.restore, "fill_holes", mp3fix.restore.fill_holes)
+    monkeypatch.setattr(mp3fix.restore, "hole_fill_bins", mp3fix.restore.hole_fill_bins)
     _, dec = pair
     run = Changed(None)
     shipped = run(dec)
@@ -150,6 +152,13 @@ def test_posthoc_changes_touch_only_what_they_name(pair, monkeypatch: pytest.Mon
     # capped at the MP3's own level within 8 frames, a hole 100 frames long stays (nearly) empty inside
     capped = stft_mag(run(holed, "fillcap", [8.0]))
     assert capped[hole].mean() < 0.1 * stft_mag(run(holed))[hole].mean()
+    # the shipped filling stops 64 bins above 0 (copy_width_bins); fillleft:16 goes deeper
+    cfg = run.r.config
+    assert mp3fix.restore.hole_fill_bins(80, cfg) == 16
+    run(holed, "fillleft", [16.0])  # sets the rule for this call only...
+    assert run.fillleft == 16 and mp3fix.restore.hole_fill_bins(80, cfg) == 64
+    run(holed)  # ...and the next call puts it back
+    assert mp3fix.restore.hole_fill_bins(80, cfg) == 16
     phased = run(dec, "phase", [4.0])
     assert not np.array_equal(phased, shipped)
     np.testing.assert_array_equal(run(dec), shipped)
