@@ -100,8 +100,9 @@ def test_posthoc_changes_touch_only_what_they_name(pair, monkeypatch: pytest.Mon
     all of them at ratio 0 and none at a huge one; a source band keeps what
     lies below it and adds nothing above; filling the dropouts under the
     cutoff (as the shipped model does, and without the model) fills a hole
-    there and nothing with 0 bins, and capped at the MP3's nearby level
-    leaves a long hole; Griffin-Lim phase
+    there and nothing with 0 bins, also with one pass on the mid (which on
+    equal channels is the shipped filling and gives an empty channel nothing),
+    and capped at the MP3's nearby level leaves a long hole; Griffin-Lim phase
     changes the restored band's phase, not its level nor the band below; one
     z for both channels makes a stereo pair with equal channels restore equally."""
     from posthoc import Changed
@@ -149,6 +150,14 @@ def test_posthoc_changes_touch_only_what_they_name(pair, monkeypatch: pytest.Mon
     for filled in (run(holed), run(holed, "fill", [48.0, 30.0]), run(holed, "copyfill", [48.0, 30.0])):
         m = stft_mag(filled)  # the shipped model fills it, and so do these two
         assert 10 * base[hole].mean() < m[hole].mean() < 3 * stft_mag(dec)[hole].mean()  # about the band's level
+    # the filling's pass once on the mid: on a pair of equal channels, channel 0 as shipped (its own z);
+    # a channel with nothing in it gets nothing from the other's filling
+    twin_holed = np.stack([holed[0], holed[0]])
+    once = run(twin_holed, "midfill", [1.0])
+    np.testing.assert_allclose(once[0], run(twin_holed)[0], rtol=0, atol=1e-5)
+    assert 10 * base[hole].mean() < stft_mag(once)[hole].mean()
+    panned = run(np.stack([holed[0], np.zeros_like(holed[0])]), "midfill", [1.0])
+    assert np.abs(panned[1]).max() < 1e-6 * np.abs(panned[0]).max()
     # capped at the MP3's own level within 8 frames, a hole 100 frames long stays (nearly) empty inside
     capped = stft_mag(run(holed, "fillcap", [8.0]))
     assert capped[hole].mean() < 0.1 * stft_mag(run(holed))[hole].mean()

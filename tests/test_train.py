@@ -689,3 +689,60 @@ def test_training_stops_after_minutes_and_keeps_the_best(tmp_path: Path) -> None
     assert best["step"] <= st["step"] and best["best"] == st["best"] < float("inf")
     rows = (run / "log.csv").read_text().splitlines()
     assert rows[-1].startswith(f"{st['step']},") and rows[-1].split(",")[6] != ""  # validated at the stop
+
+
+def test_fill_first_fills_the_dropouts_as_the_runtime_does(tmp_path: Path) -> None:
+    from mp3fix.model import extension_gain, fill_holes, hole_fill_bins
+
+    data = _tiny_data(tmp_path / "data")
+    cfg = ModelConfig(hole_fill_bins=64, hole_fill_db=30.0, hole_fill_hz=[0.0, 12500.0],
+                      extension_gain_db=[[1000.0, -3.0]])
+    pairs = train.Pairs(data / "train.npz", cfg)
+    x, _, _, _ = pairs.batch(np.random.default_rng(0), 4, 32, 0.0)
+    x[:, :, 100:140, 5:15] = float(np.log(cfg.log_floor))  # the encoder dropped a band for 10 frames
+    cut = pairs.last_cut
+    z = torch.randn((4, cfg.z_channels) + tuple(x.shape[2:]))
+    seen: dict[str, torch.Tensor] = {}
+    level = torch.full_like(x, -4.0)  # the stub generator's restoration: one level everywhere
+
+    def stub(xx: torch.Tensor, mm: torch.Tensor, zz: torch.Tensor, cc: torch.Tensor) -> torch.Tensor:
+        seen.update(x=xx, m=mm, z=zz, cp=cc)
+        return level
+
+    filled, copied = train.fill_first(stub, x, cut, z, pairs, cfg)
+    assert seen["z"] is z and torch.equal(seen["x"], x)
+    changed = (filled != x).numpy()
+    for b in range(4):
+        c = int(cut[b])
+        lo = c - hole_fill_bins(c, cfg)
+        assert 140 < c < 160 and lo == c - 64  # the MP3 stops at bin 150: 64 bins filled
+        # the generator ran as if the cutoff were lo: its mask and its band-replicated input
+        assert np.array_equal(seen["m"][b, 0, :, 0].numpy(), band_mask(lo, F, cfg.mask_ramp_bins))
+        assert np.array_equal(seen["cp"][b, 0].numpy(), x[b, 0].numpy()[copy_phase_sources(lo, F, 64)])
+        # the runtime's rule on magnitudes (mp3fix.model.fill_holes), calibrated as the runtime does
+        mp3 = np.maximum(np.exp(x[b, 0].numpy().astype(np.float64)) - cfg.log_floor, 0.0)
+        est = max(np.exp(-4.0 + extension_gain(c, cfg)) - cfg.log_floor, 0.0)
+        ref = fill_holes(mp3.astype(np.complex128), np.full(mp3.shape, est, np.complex128), mp3, lo, c, 30.0)
+        hole = np.abs(ref) != mp3
+        expected = np.where(hole, np.log(np.abs(ref) + cfg.log_floor), x[b, 0].numpy())
+        np.testing.assert_allclose(filled[b, 0].numpy(), expected, rtol=0, atol=1e-5)
+        assert changed[b, 0, 100:140, 5:15].all()  # the dropout is filled
+        assert not changed[b, 0, :lo].any() and not changed[b, 0, c:].any()  # nothing outside the band
+        # and the restoration's band-replicated input is made from the filled band
+        assert np.array_equal(copied[b, 0].numpy(), filled[b, 0].numpy()[copy_phase_sources(c, F, 64)])
+
+
+def test_training_with_fill_first_runs_the_filling_each_step(tmp_path: Path, monkeypatch) -> None:
+    data = _tiny_data(tmp_path / "data")
+    calls = []
+    real = train.fill_first
+
+    def counted(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        calls.append(args[5].hole_fill_bins)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train, "fill_first", counted)
+    train.main(["--data", str(data), "--run", str(tmp_path / "run"), "--batch", "2", "--crop", "32",
+                "--warmup", "100", "--val-every", "3", "--ckpt-every", "3", "--threads", "1", "--arch", "band",
+                "--bands", "32", "--base", "4", "--depth", "2", "--fill-first", "48:30", "--steps", "3"])
+    assert calls == [48, 48, 48]

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mp3fix.model import ModelConfig, band_mask
+from mp3fix.model import ModelConfig, band_mask, extension_gain, hole_fill_bins, load_config, shipped_model_path
 from mp3fix.phase import copy_phase_sources
 from mp3fix.spectral import detect_cutoff
 from mp3fix.train.losses import (
@@ -138,7 +138,38 @@ class Pairs:
         m = self._masks[cut][:, None, :, None].expand(-1, 1, -1, crop).contiguous()
         src = self._sources[cut][:, :, None].expand(-1, -1, crop)  # (B, F, crop)
         copied = torch.take_along_dim(x, src, dim=1)
+        self.last_cut = cut
         return x[:, None], y[:, None], m, copied[:, None]
+
+
+def fill_first(G: Generator | BandGenerator, x: torch.Tensor, cut: torch.Tensor, z: torch.Tensor, pairs: Pairs,
+               cfg: ModelConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """The runtime's dropout filling (``Restorer._fill_dropouts``) on a batch of
+    MP3 log-magnitudes ``x`` (B, 1, F, T) with cutoff bins ``cut`` (B,): ``G``
+    restores each crop as if its cutoff were ``hole_fill_bins`` lower, with the
+    main pass's ``z``, and a bin there where the MP3 is more than
+    ``cfg.hole_fill_db`` below that restoration (after the level calibration)
+    takes its value. Returns the filled ``x`` and the band-replicated input made
+    from it, so that training sees the inputs the runtime gives the model."""
+    cuts = cut.cpu().numpy()
+    fill = np.array([hole_fill_bins(int(c), cfg) for c in cuts])
+    if not fill.any():
+        return x, torch.take_along_dim(x[:, 0], pairs._sources[cut][:, :, None].expand(-1, -1, x.shape[-1]),
+                                       dim=1)[:, None]
+    lo = cut - torch.from_numpy(fill).to(cut.device)
+    crop = x.shape[-1]
+    m = pairs._masks[lo][:, None, :, None].expand(-1, 1, -1, crop)
+    cp = torch.take_along_dim(x[:, 0], pairs._sources[lo][:, :, None].expand(-1, -1, crop), dim=1)[:, None]
+    gain = torch.tensor([extension_gain(int(c), cfg) for c in cuts], device=x.device)[:, None, None, None]
+    with torch.no_grad():
+        est = G(x, m.contiguous(), z, cp.contiguous())
+    mag = (torch.exp(est + gain) - cfg.log_floor).clamp_min(0.0)
+    k = torch.arange(x.shape[2], device=x.device)[None, None, :, None]
+    band = (k >= lo[:, None, None, None]) & (k < cut[:, None, None, None])
+    hole = band & ((torch.exp(x) - cfg.log_floor).clamp_min(0.0) < mag * float(10.0 ** (-cfg.hole_fill_db / 20.0)))
+    x = torch.where(hole, torch.log(mag + cfg.log_floor), x)
+    copied = torch.take_along_dim(x[:, 0], pairs._sources[cut][:, :, None].expand(-1, -1, crop), dim=1)[:, None]
+    return x, copied
 
 
 def validate(G: Generator | BandGenerator, val: Pairs, cfg: ModelConfig, n: int = 192) -> dict[str, float]:
@@ -233,6 +264,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--gain-db", type=float, default=12.0)
     ap.add_argument("--tilt-db", type=float, default=0.0,
                     help="random spectral tilt of each crop, 0 to -TILT dB per octave above 1 kHz, on both sides")
+    ap.add_argument("--fill-first", default=None, metavar="BINS:DB",
+                    help="fill each crop's dropouts under its cutoff the way the runtime does (the averaged "
+                         "generator's pass as if the cutoff were BINS lower, where the MP3 is DB below it, at "
+                         "cutoffs up to 12.5 kHz) before the generator sees it; costs a third forward pass")
     ap.add_argument("--no-extra", action="store_true",
                     help="train on train.npz only, without the training-only packages' train-extra.npz")
     ap.add_argument("--full-band-originals", action="store_true",
@@ -269,6 +304,11 @@ def main(argv: list[str] | None = None) -> None:
         saved_head = None
     a.head = max(a.head or a.base, saved_head or 0)
     cfg = ModelConfig()
+    if a.fill_first:
+        bins, db = a.fill_first.split(":")
+        cfg.hole_fill_bins, cfg.hole_fill_db, cfg.hole_fill_hz = int(bins), float(db), [0.0, 12500.0]
+        # the filling is calibrated as the runtime calibrates it: with the shipped model's table
+        cfg.extension_gain_db = load_config(shipped_model_path(), verify=False).extension_gain_db
     dev = torch.device(a.device)
     a.run.mkdir(parents=True, exist_ok=True)
     train_files = [a.data / "train.npz"]
@@ -359,6 +399,8 @@ def main(argv: list[str] | None = None) -> None:
     while step < a.steps and not stop:
         x, y, m, cp = (t.to(dev) for t in train.batch(rng, a.batch, a.crop, a.gain_db, a.tilt_db))
         z = torch.randn((x.shape[0], cfg.z_channels) + tuple(x.shape[2:]), device=dev)
+        if a.fill_first:
+            x, cp = fill_first(G_ema, x, train.last_cut, z, train, cfg)
         out = G(x, m, z, cp)
         gan = step >= a.warmup
         if gan:
