@@ -31,6 +31,8 @@ once as shipped and once per change:
   of a stereo chunk, instead of once per channel (half the filling's cost),
   each channel's filling shifted by its level against the mid's, per frame,
   in the band the filling copies from;
+- ``candidate:1``: the restoration by another model (``--candidate PATH``),
+  for paired comparisons of checkpoints;
 - ``phase:N``: N Griffin-Lim iterations on the restored band's phase after
   the ``copy`` phase (``restore --phase-iters``);
 - ``fill:BINS:DB``: the encoder's dropouts in the BINS under the cutoff (at
@@ -72,10 +74,12 @@ from mp3fix.train.dataset import CONFIGS, EncoderConfig  # noqa: E402
 def parse_change(spec: str) -> tuple[str, list[float]]:
     kind, *args = spec.split(":")
     want = {"shelf": 2, "z": 1, "hybrid": 1, "source": 1, "keep": 1, "fill": 2, "phase": 1, "zlink": 1,
-            "copyfill": 2, "fillcap": 1, "fillleft": 1, "midfill": 1}
+            "copyfill": 2, "fillcap": 1, "fillleft": 1, "midfill": 1,
+            "candidate": 1}
     if kind not in want or len(args) != want[kind]:
         raise SystemExit(f"bad --change {spec!r}: shelf:HZ:DB, z:SCALE, hybrid:HZ, source:HZ, keep:RATIO, "
-                         "fill:BINS:DB, copyfill:BINS:DB, fillcap:F, fillleft:B, phase:N, zlink:1 or midfill:1")
+                         "fill:BINS:DB, copyfill:BINS:DB, fillcap:F, fillleft:B, phase:N, zlink:1, midfill:1 "
+                         "or candidate:1")
     return kind, [float(a) for a in args]
 
 
@@ -83,13 +87,15 @@ class Changed:
     """A Restorer whose restored band can be shelved, whose z can be scaled, and
     which can keep the MP3's own louder bins in the restored band."""
 
-    def __init__(self, model: str | None, hole_fill: bool = True) -> None:
+    def __init__(self, model: str | None, hole_fill: bool = True, candidate: str | None = None) -> None:
         self.table = restore_module.normal_table().copy()
         self.z_scale = 1.0
         self.shelf: tuple[float, float] | None = None
         restore_module.normal_table = lambda: self.table * np.float32(self.z_scale)
         self.r = restore_module.Restorer(model, device="cpu", threads=1, hole_fill=hole_fill)
         self.hole_fill = hole_fill
+        self.candidate = (restore_module.Restorer(candidate, device="cpu", threads=1, hole_fill=hole_fill)
+                          if candidate else None)
         cfg = self.r.config
         self.shipped_fill = (cfg.hole_fill_bins, cfg.hole_fill_db, list(cfg.hole_fill_hz))
         finish = self.r._finish
@@ -209,6 +215,10 @@ class Changed:
         elif kind == "shelf":
             self.shelf = (args[0], args[1])
         source = args[0] if kind == "source" else None
+        if kind == "candidate":
+            if self.candidate is None:
+                raise SystemExit("--change candidate:1 needs --candidate MODEL")
+            return self.candidate.restore(x, SR, seed=0, variants=1)[0]
         y = self.r.restore(x, SR, seed=0, variants=1, source_band_hz=source)[0]
         if kind == "hybrid":
             n_fft = self.r.config.n_fft
@@ -257,6 +267,7 @@ def main() -> None:
     ap.add_argument("--kbps", default="16,32,64")
     ap.add_argument("--mono", action="store_true", help="mono MP3s of the excerpts' mid")
     ap.add_argument("--model", default=None)
+    ap.add_argument("--candidate", default=None, help="a second ONNX model, restored by --change candidate:1")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--keep-mp3-band", action="store_true",
                     help="the baseline without the shipped model's dropout filling under the cutoff")
@@ -265,7 +276,7 @@ def main() -> None:
     tracks = json.loads((a.data / "splits.json").read_text())["splits"][a.split][:: a.every][: a.tracks]
     if a.track:
         tracks = [t for t in tracks if Path(t).name in a.track]
-    run, vq = Changed(a.model, hole_fill=not a.keep_mp3_band), Visqol()
+    run, vq = Changed(a.model, hole_fill=not a.keep_mp3_band, candidate=a.candidate), Visqol()
     rows = []
     for i, path in enumerate(tracks):
         for ei, ref in enumerate(excerpts(path, a.seconds, a.excerpts)):

@@ -104,7 +104,8 @@ def test_posthoc_changes_touch_only_what_they_name(pair, monkeypatch: pytest.Mon
     equal channels is the shipped filling and gives an empty channel nothing),
     and capped at the MP3's nearby level leaves a long hole; Griffin-Lim phase
     changes the restored band's phase, not its level nor the band below; one
-    z for both channels makes a stereo pair with equal channels restore equally."""
+    z for both channels makes a stereo pair with equal channels restore equally; a
+    candidate model restores as itself."""
     from posthoc import Changed
 
     import mp3fix.restore
@@ -175,6 +176,12 @@ def test_posthoc_changes_touch_only_what_they_name(pair, monkeypatch: pytest.Mon
     low = slice(0, CUT_BIN - 8)
     assert np.abs(p[..., low, :] - a[..., low, :]).mean() < 0.01 * a[..., low, :].mean()
     assert abs(20 * np.log10(p[..., mid, :].mean() / a[..., mid, :].mean())) < 1.0
+    # another model as a change: the same model restores as shipped, another one differently
+    from mp3fix.model import shipped_model_path
+    from tests.helpers import FILL_MODEL
+
+    assert np.array_equal(Changed(None, candidate=str(shipped_model_path()))(dec, "candidate", [1.0]), shipped)
+    assert not np.allclose(Changed(None, candidate=str(FILL_MODEL))(dec, "candidate", [1.0]), shipped, atol=1e-3)
     twin = np.stack([dec[0], dec[0]])
     apart, linked = run(twin), run(twin, "zlink", [1.0])
     assert np.abs(apart[0] - apart[1]).max() > 1e-3  # a z each: the restored bands differ
