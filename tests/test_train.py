@@ -745,4 +745,5 @@ def test_training_with_fill_first_runs_the_filling_each_step(tmp_path: Path, mon
     train.main(["--data", str(data), "--run", str(tmp_path / "run"), "--batch", "2", "--crop", "32",
                 "--warmup", "100", "--val-every", "3", "--ckpt-every", "3", "--threads", "1", "--arch", "band",
                 "--bands", "32", "--base", "4", "--depth", "2", "--fill-first", "48:30", "--steps", "3"])
-    assert calls == [48, 48, 48]
+    # each of the 3 training steps, then each of validation's 6 batches (its inputs filled too)
+    assert calls == [48] * (3 + 6)
