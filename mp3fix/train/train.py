@@ -466,7 +466,8 @@ def main(argv: list[str] | None = None) -> None:
                   flush=True)
         stop = time.time() >= deadline
         if step % a.ckpt_every == 0 or step % a.val_every == 0 or step == a.steps or stop:
-            metrics = validate(G_ema, val, cfg, fill=bool(a.fill_first)) if (step % a.val_every == 0 or step == a.steps or stop) else {}
+            do_val = step % a.val_every == 0 or step == a.steps or stop
+            metrics = validate(G_ema, val, cfg, fill=bool(a.fill_first)) if do_val else {}
             row = [step, round(time.time() - t_start, 1)]
             row += [round(acc[k] / max(1, n_acc), 4) for k in ("rec", "g_adv", "fm", "d_loss")]
             row += [round(metrics.get("val_lsd_high", float("nan")), 3) if metrics else "",
