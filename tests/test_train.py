@@ -21,6 +21,7 @@ from mp3fix.train.nets import (  # noqa: E402
     Critic,
     Generator,
     band_matrices,
+    build_critic,
     build_generator,
 )
 from tests.helpers import enveloped_noise  # noqa: E402
@@ -747,3 +748,42 @@ def test_training_with_fill_first_runs_the_filling_each_step(tmp_path: Path, mon
                 "--bands", "32", "--base", "4", "--depth", "2", "--fill-first", "48:30", "--steps", "3"])
     # each of the 3 training steps, then each of validation's 6 batches (its inputs filled too)
     assert calls == [48] * (3 + 6)
+
+
+def _save_run(folder: Path, G: BandGenerator, step: int) -> None:
+    folder.mkdir(parents=True)
+    arch = {**G.arch(), "critic_base": 4, "critic_kind": "bins"}
+    D = build_critic(arch)
+    torch.save({"G": G.state_dict(), "G_ema": G.state_dict(), "D": D.state_dict(), "arch": arch, "step": step},
+               folder / "last.pt")
+
+
+def test_soup_averages_the_runs_generators_and_exports(tmp_path: Path) -> None:
+    from mp3fix.train import soup
+
+    torch.manual_seed(0)
+    Ga, Gb = BandGenerator(base=4, depth=2), BandGenerator(base=4, depth=2)
+    for p in list(Ga.parameters()) + list(Gb.parameters()):  # the heads start at zero: give them weights
+        torch.nn.init.normal_(p, std=0.1)
+    _save_run(tmp_path / "a", Ga, 10)
+    _save_run(tmp_path / "b", Gb, 12)
+    soup.main(["--out", str(tmp_path / "s"), str(tmp_path / "a"), str(tmp_path / "b"), "--weights", "3,1"])
+    _, G, _, step = export.load_run(tmp_path / "s")
+    assert step == 12
+    recipe = json.loads((tmp_path / "s" / "args.json").read_text())  # what the sidecar will say it is
+    assert [r["step"] for r in recipe["soup"]] == [10, 12] and recipe["weights"] == [3.0, 1.0]
+    sa, sb, ss = Ga.state_dict(), Gb.state_dict(), G.state_dict()
+    assert torch.allclose(ss["stem.weight"], 0.75 * sa["stem.weight"] + 0.25 * sb["stem.weight"], atol=1e-6)
+    assert torch.equal(ss["centres"], sa["centres"])  # index buffers are kept, not averaged
+    # one source at full weight is that source's function
+    soup.main(["--out", str(tmp_path / "s1"), str(tmp_path / "a"), str(tmp_path / "b"), "--weights", "1,0"])
+    _, G1, _, _ = export.load_run(tmp_path / "s1")
+    x, m, z, cp = _inputs(n=1, t=32, seed=1)
+    with torch.no_grad():
+        assert torch.allclose(G1(x, m, z, cp), Ga.eval()(x, m, z, cp), atol=1e-5)
+    # a different architecture is refused with one line
+    _save_run(tmp_path / "c", BandGenerator(base=8, depth=2), 5)
+    with pytest.raises(SystemExit, match="differs"):
+        soup.main(["--out", str(tmp_path / "s2"), str(tmp_path / "a"), str(tmp_path / "c")])
+    with pytest.raises(SystemExit, match="neither a run"):
+        soup.main(["--out", str(tmp_path / "s3"), str(tmp_path / "a"), str(tmp_path / "nothing")])
