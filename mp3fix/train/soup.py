@@ -27,20 +27,20 @@ class SoupError(ValueError):
     """Sources that cannot be averaged (missing, or of different architectures)."""
 
 
+def _fp32(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}
+
+
 def load_source(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor] | None, dict, int]:
     """(averaged generator's weights in fp32, critic's weights or None, arch, step) of a run or train-state folder."""
     if (folder / "last.pt").exists():
         st = torch.load(folder / "last.pt", map_location="cpu", weights_only=False)
-        weights = st.get("G_ema", st["G"])
-        return {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}, st.get("D"), \
-            st["arch"], int(st["step"])
+        return _fp32(st.get("G_ema", st["G"])), st.get("D"), st["arch"], int(st["step"])
     if (folder / "generator-ema.pt").exists():
         state = json.loads((folder / "state.json").read_text())
-        weights = torch.load(folder / "generator-ema.pt", map_location="cpu")
         critic = folder / "critic.pt"
-        D = {k: v.float() for k, v in torch.load(critic, map_location="cpu").items()} if critic.exists() else None
-        return {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}, D, \
-            state["arch"], int(state["step"])
+        D = _fp32(torch.load(critic, map_location="cpu")) if critic.exists() else None
+        return _fp32(torch.load(folder / "generator-ema.pt", map_location="cpu")), D, state["arch"], int(state["step"])
     raise SoupError(f"{folder}: neither a run (last.pt) nor a train-state folder (generator-ema.pt)")
 
 
@@ -74,23 +74,19 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, required=True, help="folder for last.pt (export.py --run OUT)")
     ap.add_argument("--weights", default=None, help="comma-separated weights, one per source (default: equal)")
     a = ap.parse_args(argv)
+    weights = [float(w) for w in a.weights.split(",")] if a.weights else [1.0] * len(a.sources)
     try:
         loaded = [load_source(s) for s in a.sources]
-    except SoupError as e:
-        raise SystemExit(str(e)) from None
-    for src, (_, _, arch, _) in zip(a.sources[1:], loaded[1:], strict=True):
-        if generator_arch(arch) != generator_arch(loaded[0][2]):
-            raise SystemExit(f"{src}: architecture {arch} differs from {loaded[0][2]}")
-    weights = [float(w) for w in a.weights.split(",")] if a.weights else [1.0] * len(loaded)
-    try:
+        for src, (_, _, arch, _) in zip(a.sources[1:], loaded[1:], strict=True):
+            if generator_arch(arch) != generator_arch(loaded[0][2]):
+                raise SoupError(f"{src}: architecture {arch} differs from {loaded[0][2]}")
         G = average([w for w, _, _, _ in loaded], weights)
     except SoupError as e:
         raise SystemExit(str(e)) from None
     # the critic (export.py loads one) with the architecture entry that describes it
     _, D, arch, _ = next((x for x in loaded if x[1] is not None), loaded[0])
     a.out.mkdir(parents=True, exist_ok=True)
-    torch.save({"G": G, "G_ema": G, "D": D, "arch": arch, "step": max(s for *_, s in loaded),
-                "sources": [str(s) for s in a.sources], "weights": weights}, a.out / "last.pt")
+    torch.save({"G": G, "G_ema": G, "D": D, "arch": arch, "step": max(s for *_, s in loaded)}, a.out / "last.pt")
     # what export.py puts in the sidecar's training summary: each source's recipe and step
     recipes = []
     for src, (*_, step) in zip(a.sources, loaded, strict=True):
