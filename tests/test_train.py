@@ -787,3 +787,21 @@ def test_soup_averages_the_runs_generators_and_exports(tmp_path: Path) -> None:
         soup.main(["--out", str(tmp_path / "s2"), str(tmp_path / "a"), str(tmp_path / "c")])
     with pytest.raises(SystemExit, match="neither a run"):
         soup.main(["--out", str(tmp_path / "s3"), str(tmp_path / "a"), str(tmp_path / "nothing")])
+
+
+def test_init_from_a_train_state_counts_steps_from_its_step(tmp_path: Path) -> None:
+    data = _tiny_data(tmp_path / "data")
+    common = ["--data", str(data), "--batch", "2", "--crop", "32", "--warmup", "1", "--val-every", "4",
+              "--ckpt-every", "2", "--threads", "1", "--base", "4", "--depth", "2"]
+    train.main(common + ["--run", str(tmp_path / "first"), "--steps", "3"])
+    G_raw, G_avg, D, step = export.load_run(tmp_path / "first")
+    state = tmp_path / "state"  # a train-state folder, as export.py writes one
+    state.mkdir()
+    for name, net in (("generator", G_raw), ("generator-ema", G_avg), ("critic", D)):
+        torch.save({k: v.half() for k, v in net.state_dict().items()}, state / f"{name}.pt")
+    (state / "state.json").write_text(json.dumps({"step": step, "arch": G_avg.arch()}))
+    # --steps at or below the weights' own step would train nothing: one clear line instead of a silent exit
+    with pytest.raises(SystemExit, match="at step 3 already.*--steps above 3"):
+        train.main(common + ["--run", str(tmp_path / "next"), "--init", str(state), "--steps", "3"])
+    train.main(common + ["--run", str(tmp_path / "next"), "--init", str(state), "--steps", "5"])
+    assert export.load_run(tmp_path / "next")[3] == 5

@@ -371,6 +371,9 @@ def main(argv: list[str] | None = None) -> None:
                 and d_state[key].shape[1] == D.head.parametrizations.weight.original.shape[1]):
             D.load_state_dict(d_state)
         step = int(json.loads((a.init / "state.json").read_text())["step"])
+        if step >= a.steps:  # --steps counts from 0, not from the weights' step: say so, not train nothing
+            raise SystemExit(f"{a.init} is at step {step} already and --steps is {a.steps}: "
+                             f"nothing to train; give --steps above {step}")
         print(f"initialised from {a.init} (step {step})", flush=True)
     # The averaged generator: a GAN's weights wander from step to step (ViSQOL
     # on 4 held-out tracks moved by up to 0.17 between checkpoints 3000 steps
