@@ -795,11 +795,8 @@ def test_init_from_a_train_state_counts_steps_from_its_step(tmp_path: Path) -> N
               "--ckpt-every", "2", "--threads", "1", "--base", "4", "--depth", "2"]
     train.main(common + ["--run", str(tmp_path / "first"), "--steps", "3"])
     G_raw, G_avg, D, step = export.load_run(tmp_path / "first")
-    state = tmp_path / "state"  # a train-state folder, as export.py writes one
-    state.mkdir()
-    for name, net in (("generator", G_raw), ("generator-ema", G_avg), ("critic", D)):
-        torch.save({k: v.half() for k, v in net.state_dict().items()}, state / f"{name}.pt")
-    (state / "state.json").write_text(json.dumps({"step": step, "arch": G_avg.arch()}))
+    state = tmp_path / "state"
+    export.write_train_state(state, G_raw, G_avg, D, step, G_avg.arch())
     # --steps at or below the weights' own step would train nothing: one clear line instead of a silent exit
     with pytest.raises(SystemExit, match="at step 3 already.*--steps above 3"):
         train.main(common + ["--run", str(tmp_path / "next"), "--init", str(state), "--steps", "3"])

@@ -107,6 +107,16 @@ def update_sidecar(onnx_path: Path, hole_fill: str | None, metrics: Path | None,
     print(f"updated {sidecar}")
 
 
+def write_train_state(folder: Path, G_raw: Generator | BandGenerator, G: Generator | BandGenerator,
+                      D: Critic, step: int, arch: dict) -> None:
+    """The fp16 weights and ``state.json`` that ``train.py --init FOLDER`` goes on from."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, net in (("generator", G_raw), ("generator-ema", G), ("critic", D)):
+        torch.save({k: v.half() for k, v in net.state_dict().items()}, folder / f"{name}.pt")
+    arch = dict(arch, critic_base=D.convs[0].parametrizations.weight.original.shape[0], critic_kind=D.kind)
+    (folder / "state.json").write_text(json.dumps({"step": step, "arch": arch}, indent=1) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", type=Path, default=Path("runs/gan"))
@@ -156,13 +166,7 @@ def main() -> None:
     cfg.sha256 = sha256_of(path)
     path.with_name(path.name + ".json").write_text(json.dumps(cfg.to_dict(), indent=1) + "\n")
     state = a.models / "train-state"
-    state.mkdir(exist_ok=True)
-    torch.save({k: v.half() for k, v in G_raw.state_dict().items()}, state / "generator.pt")
-    torch.save({k: v.half() for k, v in G.state_dict().items()}, state / "generator-ema.pt")
-    torch.save({k: v.half() for k, v in D.state_dict().items()}, state / "critic.pt")
-    arch = dict(cfg.training["arch"], critic_base=D.convs[0].parametrizations.weight.original.shape[0],
-                critic_kind=D.kind)
-    (state / "state.json").write_text(json.dumps({"step": step, "arch": arch}, indent=1) + "\n")
+    write_train_state(state, G_raw, G, D, step, cfg.training["arch"])
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) and {state}")
 
 
