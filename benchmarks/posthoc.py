@@ -74,7 +74,6 @@ from mp3fix.phase import copy_phase_sources  # noqa: E402
 from mp3fix.spectral import istft, log_magnitude, stft  # noqa: E402
 from mp3fix.train.dataset import CONFIGS, EncoderConfig  # noqa: E402
 
-
 # the filling pass's mean level error (dB) at the cutoffs of 16, 32 and 64 kbit/s
 # (21 training and 9 validation tracks, 3 excerpts each)
 SELF_CAL_CENTRE = ([3785.0, 5727.0, 11132.0], [5.5, -0.8, -0.6])

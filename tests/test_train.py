@@ -802,3 +802,40 @@ def test_init_from_a_train_state_counts_steps_from_its_step(tmp_path: Path) -> N
         train.main(common + ["--run", str(tmp_path / "next"), "--init", str(state), "--steps", "3"])
     train.main(common + ["--run", str(tmp_path / "next"), "--init", str(state), "--steps", "5"])
     assert export.load_run(tmp_path / "next")[3] == 5
+
+
+def test_a_fine_touch_up_added_at_init_starts_at_zero_and_freeze_base_trains_only_it(tmp_path: Path) -> None:
+    data = _tiny_data(tmp_path / "data")
+    common = ["--data", str(data), "--batch", "2", "--crop", "32", "--warmup", "100", "--val-every", "4",
+              "--ckpt-every", "2", "--threads", "1"]
+    train.main(common + ["--run", str(tmp_path / "first"), "--arch", "band", "--bands", "32", "--base", "4",
+                         "--depth", "2", "--steps", "2"])
+    G_raw, G_avg, D, step = export.load_run(tmp_path / "first")
+    state = tmp_path / "state"
+    export.write_train_state(state, G_raw, G_avg, D, step, G_avg.arch())
+    # added to weights that lack it, the touch-up leaves the output as it was
+    G0, Gf = build_generator(G_avg.arch()).eval(), build_generator(dict(G_avg.arch(), fine=3)).eval()
+    train.load_adding_fine(G0, state / "generator-ema.pt")
+    train.load_adding_fine(Gf, state / "generator-ema.pt")
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 1, 512, 16, generator=g) - 4
+    m = torch.from_numpy(band_mask(200, 512, 8))[None, None, :, None].expand(1, 1, 512, 16).contiguous()
+    z, cp = torch.randn(1, 2, 512, 16, generator=g), x[:, :, copy_phase_sources(200, 512, 64), :]
+    with torch.no_grad():
+        assert torch.equal(Gf(x, m, z, cp), G0(x, m, z, cp))
+    # weights of another shape are refused in one line, not half loaded
+    with pytest.raises(SystemExit, match="do not fit"):
+        train.load_adding_fine(build_generator(dict(G_avg.arch(), bands=16)), state / "generator-ema.pt")
+    with pytest.raises(SystemExit, match="give --fine N"):
+        train.main(common + ["--run", str(tmp_path / "bad"), "--init", str(state), "--freeze-base",
+                             "--steps", "4"])
+    train.main(common + ["--run", str(tmp_path / "next"), "--init", str(state), "--fine", "3",
+                         "--freeze-base", "--steps", "4"])
+    trained = torch.load(tmp_path / "next" / "last.pt", weights_only=False)
+    assert trained["arch"]["fine"] == 3 and trained["step"] == 4
+    before = torch.load(state / "generator.pt")
+    for name, w in trained["G"].items():
+        if name.startswith("fine"):
+            continue
+        assert torch.equal(w, before[name].float()), name  # the band generator under it did not move
+    assert trained["G"]["fine2.weight"].abs().max() > 0  # the touch-up did

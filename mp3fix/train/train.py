@@ -226,6 +226,17 @@ def plot(csv_path: Path, png: Path) -> None:
     plt.close(fig)
 
 
+def load_adding_fine(G: torch.nn.Module, path: Path) -> None:
+    """fp16 weights from ``path`` into ``G``; a ``fine`` touch-up that ``G`` has
+    and the weights lack keeps its initialisation (zero output)."""
+    try:
+        missing, unexpected = G.load_state_dict({k: v.float() for k, v in torch.load(path).items()}, strict=False)
+    except RuntimeError as exc:  # a tensor of another shape
+        raise SystemExit(f"{path}: weights do not fit this generator ({str(exc).splitlines()[-1].strip()})") from None
+    if unexpected or any(not k.startswith("fine") for k in missing):
+        raise SystemExit(f"{path}: weights do not fit this generator (missing {missing}, unexpected {unexpected})")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path("data/pairs"))
@@ -238,7 +249,10 @@ def main(argv: list[str] | None = None) -> None:
                     help="unet: the full-resolution U-Net; band: predicts band levels only (nets.BandGenerator)")
     ap.add_argument("--bands", type=int, default=64, help="bands of --arch band")
     ap.add_argument("--fine", type=int, default=0,
-                    help="channels of --arch band's full-resolution touch-up (0: none)")
+                    help="channels of --arch band's full-resolution touch-up (0: none); with --init from a "
+                         "state without one, it is added at zero (the output starts unchanged)")
+    ap.add_argument("--freeze-base", action="store_true",
+                    help="train only the --fine touch-up; the band generator under it stays as it is")
     ap.add_argument("--base", type=int, default=8)
     ap.add_argument("--depth", type=int, default=4)
     ap.add_argument("--time-levels", type=int, default=2, help="U-Net levels that also halve time")
@@ -303,7 +317,8 @@ def main(argv: list[str] | None = None) -> None:
     elif a.init:
         saved = json.loads((a.init / "state.json").read_text())["arch"]
     if saved is not None:
-        a.arch, a.bands, a.fine = saved.get("kind", "unet"), saved.get("bands", a.bands), saved.get("fine", 0)
+        fine = a.fine if not ckpt.exists() and a.init and not saved.get("fine", 0) else saved.get("fine", 0)
+        a.arch, a.bands, a.fine = saved.get("kind", "unet"), saved.get("bands", a.bands), fine
         a.base, a.depth = saved["base"], saved["depth"]
         a.time_levels = saved.get("time_levels", saved["depth"])
         saved_head = saved.get("head") or a.base
@@ -341,7 +356,12 @@ def main(argv: list[str] | None = None) -> None:
     def same_critic(arch: dict) -> bool:
         return arch.get("critic_base", 32) == a.critic_base and arch.get("critic_kind", "bins") == a.critic
 
-    opt_g = torch.optim.Adam(G.parameters(), lr=a.lr, betas=(0.5, 0.9))
+    if a.freeze_base:
+        if not a.fine:
+            raise SystemExit("--freeze-base trains only the --fine touch-up: give --fine N")
+        for name, p in G.named_parameters():
+            p.requires_grad_(name.startswith("fine"))
+    opt_g = torch.optim.Adam([p for p in G.parameters() if p.requires_grad], lr=a.lr, betas=(0.5, 0.9))
     opt_d = torch.optim.Adam(D.parameters(), lr=a.lr, betas=(0.5, 0.9))
     step = 0
     rng = np.random.default_rng(1)
@@ -363,7 +383,7 @@ def main(argv: list[str] | None = None) -> None:
                 group["lr"] = a.lr
         print(f"resumed from {ckpt} at step {step} (lr {a.lr:g})", flush=True)
     elif a.init:
-        G.load_state_dict({k: v.float() for k, v in torch.load(a.init / "generator.pt").items()})
+        load_adding_fine(G, a.init / "generator.pt")
         d_state = {k: v.float() for k, v in torch.load(a.init / "critic.pt").items()}
         init_arch = json.loads((a.init / "state.json").read_text())["arch"]
         key = "head.parametrizations.weight.original"
@@ -383,7 +403,7 @@ def main(argv: list[str] | None = None) -> None:
     if ckpt.exists() and "G_ema" in st:
         G_ema.load_state_dict(st["G_ema"])
     elif not ckpt.exists() and a.init and (a.init / "generator-ema.pt").exists():
-        G_ema.load_state_dict({k: v.float() for k, v in torch.load(a.init / "generator-ema.pt").items()})
+        load_adding_fine(G_ema, a.init / "generator-ema.pt")
     if a.head > G.head_channels and isinstance(G, Generator):
         print(f"head widened from {G.head_channels} to {a.head} channels", flush=True)
         G.widen_head(a.head)
