@@ -11,7 +11,10 @@ from the shipped model's weights (the band generator, ``nets.BandGenerator``,
 add ``--distill models/unet-state --distill-weight 3 --nsim 16 --crps 10
 --warmup 1000000`` for its recipe (the U-Net it was distilled from as a
 teacher, the CRPS term that makes it use z, no critic; 0.3 s per step).
-``--init models/unet-state`` goes on from that U-Net.
+``--init models/unet-state`` goes on from that U-Net. ``--fine N`` with
+``--init`` adds the band generator's full-resolution touch-up (N channels,
+``nets.BandGenerator``) at zero, so training starts from the shipped output;
+``--freeze-base`` then trains the touch-up alone.
 
 On a GPU (``--device cuda``, the default where torch sees one) batches are cut
 and augmented on the device; ``--minutes M`` stops with a checkpoint after M
