@@ -823,7 +823,7 @@ def test_a_fine_touch_up_added_at_init_starts_at_zero_and_freeze_base_trains_onl
     z, cp = torch.randn(1, 2, 512, 16, generator=g), x[:, :, copy_phase_sources(200, 512, 64), :]
     with torch.no_grad():
         assert torch.equal(Gf(x, m, z, cp), G0(x, m, z, cp))
-    # weights of another shape are refused in one line, not half loaded
+    # weights of another shape are refused in one line (SystemExit), not a torch traceback
     with pytest.raises(SystemExit, match="do not fit"):
         train.load_adding_fine(build_generator(dict(G_avg.arch(), bands=16)), state / "generator-ema.pt")
     with pytest.raises(SystemExit, match="give --fine N"):
