@@ -16,8 +16,8 @@ once as shipped and once per change:
 - ``keep:R``: in the restored band, every bin where the MP3 is more than R
   times louder than the restoration keeps the MP3's (content the encoder kept
   in some frames above its ragged cliff);
-- ``zlink:1``: one z for both channels (the channel-0 noise for each),
-  instead of one each;
+- ``zlink:1``: left and right restored with one z for both (the channel-0
+  noise for each), instead of one each;
 - ``copyfill:BINS:DB``: like ``fill``, but the dropouts filled without the
   model: from the band BINS lower, each bin matched to the 75th percentile of
   its own level over the chunk;
@@ -27,14 +27,18 @@ once as shipped and once per change:
 - ``fillleft:B``: the shipped dropout filling, but down to B bins above 0
   instead of ``copy_width_bins`` (the filling pass then copies from a
   narrower band);
-- ``midfill:1``: the dropout filling's generator pass run once, on the mid
-  of a stereo chunk, instead of once per channel (half the filling's cost),
+- ``midfill:1``: left and right restored, the dropout filling's generator
+  pass run once, on the mid of a stereo chunk, instead of once per channel (half the filling's cost),
   each channel's filling shifted by its level against the mid's, per frame,
   in the band the filling copies from;
 - ``selfcal:BETA:CUTONLY``: the restored band's level moved by -BETA times
   the dropout filling pass's own level error (its restoration of the band
   under the cutoff against the MP3's, in dB, less that error's mean at this
   cutoff, ``SELF_CAL_CENTRE``), per chunk; CUTONLY 1: only ever lowered;
+- ``stereo:K``: a stereo excerpt restored as its left and right, each with
+  noise of its own (K 0, as shipped until 2026-11-29), as its mid and side
+  with the same noise (1, ``Restorer(mid_side=True)``, as shipped since), or
+  only its mid restored and the MP3's side kept as it is (2);
 - ``candidate:1``: the restoration by another model (``--candidate PATH``),
   for paired comparisons of checkpoints;
 - ``phase:N``: N Griffin-Lim iterations on the restored band's phase after
@@ -83,11 +87,11 @@ def parse_change(spec: str) -> tuple[str, list[float]]:
     kind, *args = spec.split(":")
     want = {"shelf": 2, "z": 1, "hybrid": 1, "source": 1, "keep": 1, "fill": 2, "phase": 1, "zlink": 1,
             "copyfill": 2, "fillcap": 1, "fillleft": 1, "midfill": 1,
-            "candidate": 1, "selfcal": 2}
+            "candidate": 1, "selfcal": 2, "stereo": 1}
     if kind not in want or len(args) != want[kind]:
         raise SystemExit(f"bad --change {spec!r}: shelf:HZ:DB, z:SCALE, hybrid:HZ, source:HZ, keep:RATIO, "
                          "fill:BINS:DB, copyfill:BINS:DB, fillcap:F, fillleft:B, phase:N, zlink:1, midfill:1 "
-                         "candidate:1 or selfcal:BETA:CUTONLY")
+                         "candidate:1, selfcal:BETA:CUTONLY or stereo:0|1|2")
     return kind, [float(a) for a in args]
 
 
@@ -101,6 +105,7 @@ class Changed:
         self.shelf: tuple[float, float] | None = None
         restore_module.normal_table = lambda: self.table * np.float32(self.z_scale)
         self.r = restore_module.Restorer(model, device="cpu", threads=1, hole_fill=hole_fill)
+        self.mid_side = self.r.mid_side  # as shipped
         self.hole_fill = hole_fill
         self.candidate = (restore_module.Restorer(candidate, device="cpu", threads=1, hole_fill=hole_fill)
                           if candidate else None)
@@ -256,6 +261,14 @@ class Changed:
             if self.candidate is None:
                 raise SystemExit("--change candidate:1 needs --candidate MODEL")
             return self.candidate.restore(x, SR, seed=0, variants=1)[0]
+        # the changes measured on left and right before mid and side shipped stay so
+        self.r.mid_side = self.mid_side and kind not in ("zlink", "midfill")
+        if kind == "stereo":
+            self.r.mid_side = args[0] > 0
+            if args[0] == 2 and x.shape[0] == 2:
+                mid, side = 0.5 * (x[0] + x[1]), 0.5 * (x[0] - x[1])
+                m = self.r.restore(mid[None], SR, seed=0, variants=1)[0][0]
+                return np.stack([m + side, m - side])
         y = self.r.restore(x, SR, seed=0, variants=1, source_band_hz=source)[0]
         if kind == "hybrid":
             n_fft = self.r.config.n_fft

@@ -33,7 +33,16 @@ from mp3fix.codec import REACH_IGNORED_ABOVE_SHARE, own_edge_hz
 from mp3fix.model import DEFAULT_SEED, band_mask, extension_gain, fill_holes, hole_fill_bins, resolve_model
 from mp3fix.phase import STRATEGIES, copy_phase_sources, restore_phase, unit_phasor
 from mp3fix.runtime import Generator
-from mp3fix.spectral import detect_cutoff, frame_reach, interior_frames, istft, log_magnitude, stft
+from mp3fix.spectral import (
+    detect_cutoff,
+    frame_reach,
+    from_mid_side,
+    interior_frames,
+    istft,
+    log_magnitude,
+    stft,
+    to_mid_side,
+)
 
 Z_BLOCK = 64
 # Chunks per generator call. One: batching 8 chunks a call on CUDA was meant to
@@ -135,6 +144,7 @@ class _Prepared:
     index: int = 0  # position in the caller's list
     top: int = 0  # nothing is added from this bin up (0: up to Nyquist)
     fill: int = 0  # bins under the cutoff whose dropouts are filled before the generator's pass
+    mid_side: bool = False  # spec holds mid and side, not left and right
 
 
 @dataclass
@@ -174,6 +184,7 @@ class Restorer:
         chunk_batch: int | None = None,
         pipeline: bool = True,
         hole_fill: bool = True,
+        mid_side: bool = True,
     ) -> None:
         if phase not in STRATEGIES:
             raise ValueError(f"phase must be one of {STRATEGIES}")
@@ -191,6 +202,9 @@ class Restorer:
         # False leaves the encoder's dropouts under the cutoff as they are even
         # where the model's sidecar asks to fill them (benchmarks measure it so)
         self.hole_fill = hole_fill
+        # a stereo chunk is restored as its mid and side, each as one channel with the same
+        # noise, then turned back into left and right (False: as left and right, noise of their own)
+        self.mid_side = mid_side
         # seconds per stage, filled only when a caller (benchmarks/speed.py) sets a dict
         self.timings: dict[str, float] | None = None
         # chunks passed through because their cliff was the recording's own edge
@@ -245,7 +259,9 @@ class Restorer:
         outs: dict[int, np.ndarray] = {}
         todo: list[_Prepared] = []
         for i, (chunk, start) in enumerate(zip(chunks, starts, strict=True)):
-            prep = self._prepare(chunk, start, seed, variants, own_edge)
+            ms = self.mid_side and chunk.shape[0] == 2 * variants
+            rows = np.tile(to_mid_side(chunk[:2]), (variants, 1)) if ms else chunk
+            prep = self._prepare(rows, start, seed, variants, own_edge, mid_side=ms)
             if prep is None:
                 outs[i] = chunk.copy()  # full-band (or silent) chunk: nothing to restore
             else:
@@ -281,14 +297,16 @@ class Restorer:
             restored = out[:, 0, :, : todo[0].spec.shape[-1]]
             rows = variants * todo[0].spec.shape[0]
             for k, prep in enumerate(todo):
-                outs[prep.index] = self._finish(prep, restored[k * rows : (k + 1) * rows], seed, variants)
+                out_k = self._finish(prep, restored[k * rows : (k + 1) * rows], seed, variants)
+                outs[prep.index] = from_mid_side(out_k) if prep.mid_side else out_k
             return [outs[i] for i in range(len(chunks))]
 
         return collect
 
     def _prepare(self, chunk: np.ndarray, start: int, seed: int, variants: int,
-                 own_edge: OwnEdge = NOT_TOLD) -> _Prepared | None:
-        """STFT, cutoff and generator inputs of one chunk; None if it has nothing to restore."""
+                 own_edge: OwnEdge = NOT_TOLD, mid_side: bool = False) -> _Prepared | None:
+        """STFT, cutoff and generator inputs of one chunk; None if it has nothing to restore.
+        ``mid_side``: the chunk's two channels are mid and side, which share their noise."""
         cfg = self.config
         rows, n = chunk.shape
         c = rows // variants
@@ -318,9 +336,9 @@ class Restorer:
             z = np.zeros((rows, cfg.z_channels, cfg.z_bins, padded), np.float32)
             for v in range(variants):
                 for ch in range(c):
-                    draw_z(seed, v, ch, first_frame, frames, cfg.z_channels, cfg.z_bins,
+                    draw_z(seed, v, 0 if mid_side else ch, first_frame, frames, cfg.z_channels, cfg.z_bins,
                            out=z[v * c + ch, :, :, :frames])
-        prep = _Prepared(spec, cutoff, mask1, first_frame, n, (lm, z), top=own_edge.given)
+        prep = _Prepared(spec, cutoff, mask1, first_frame, n, (lm, z), top=own_edge.given, mid_side=mid_side)
         prep.fill = hole_fill_bins(cutoff, cfg) if self.hole_fill else 0
         if not prep.fill:  # else on the generator's thread, after the filling pass (``_inputs``)
             self._inputs(prep, seed, variants)
@@ -371,12 +389,14 @@ class Restorer:
         fill_holes(mp3_band, (mag * unit).astype(np.complex64), mp3_band, 0, fill, cfg.hole_fill_db)
         lm[:, 0, band, :frames] = log_magnitude(low[:, band], cfg.log_floor)
 
-    def _random_phase(self, seed: int, variants: int, c: int, first_frame: int, frames: int) -> np.ndarray | None:
-        """The ``random`` phase strategy's phases, per absolute frame so that overlapping chunks agree."""
+    def _random_phase(self, seed: int, variants: int, c: int, first_frame: int, frames: int,
+                      shared: bool = False) -> np.ndarray | None:
+        """The ``random`` phase strategy's phases, per absolute frame so that overlapping chunks
+        agree; ``shared``: the same for every channel (mid and side)."""
         if self.phase != "random":
             return None
-        return np.concatenate([draw_z(seed, v, ch, first_frame, frames, 1, self.config.n_bins, NOISE_PHASE)
-                               for v in range(variants) for ch in range(c)])
+        return np.concatenate([draw_z(seed, v, 0 if shared else ch, first_frame, frames, 1, self.config.n_bins,
+                                      NOISE_PHASE) for v in range(variants) for ch in range(c)])
 
     def _finish(self, prep: _Prepared, restored: np.ndarray, seed: int, variants: int) -> np.ndarray:
         """Phase and inverse STFT of one chunk from its rows of generator output."""
@@ -386,7 +406,7 @@ class Restorer:
         with self._stage("phase"):
             gain = extension_gain(prep.cutoff, cfg)
             mp3_low = np.tile(spec[:, : cfg.n_bins], (variants, 1, 1))
-            random_phase = self._random_phase(seed, variants, c, first_frame, frames)
+            random_phase = self._random_phase(seed, variants, c, first_frame, frames, prep.mid_side)
             if gain:  # on the restored band only: the MP3's own bins keep their level
                 restored = restored + (gain * prep.mask1)[:, None].astype(np.float32)
             mag = np.maximum(np.exp(restored) - cfg.log_floor, 0.0)

@@ -106,6 +106,18 @@ def interior_frames(n_samples: int, n_fft: int, hop: int) -> slice:
     return slice(first, min(last, frames - 1) + 1)
 
 
+def to_mid_side(x: np.ndarray) -> np.ndarray:
+    """(2, ...) left and right -> (2, ...) mid (L + R) / 2 and side (L - R) / 2."""
+    return np.stack([0.5 * (x[0] + x[1]), 0.5 * (x[0] - x[1])])
+
+
+def from_mid_side(x: np.ndarray) -> np.ndarray:
+    """(2k, ...) rows, k pairs of mid and side -> the same rows as left and
+    right (the inverse of :func:`to_mid_side`, pair by pair)."""
+    pairs = x.reshape(-1, 2, *x.shape[1:])
+    return np.stack([pairs[:, 0] + pairs[:, 1], pairs[:, 0] - pairs[:, 1]], axis=1).reshape(x.shape)
+
+
 def log_magnitude(spec: np.ndarray, floor: float) -> np.ndarray:
     """Natural-log magnitude with an additive floor (the model's input scale)."""
     return np.log(np.abs(spec) + floor).astype(np.float32)

@@ -104,8 +104,10 @@ def test_posthoc_changes_touch_only_what_they_name(pair, monkeypatch: pytest.Mon
     equal channels is the shipped filling and gives an empty channel nothing),
     and capped at the MP3's nearby level leaves a long hole; Griffin-Lim phase
     changes the restored band's phase, not its level nor the band below; one
-    z for both channels makes a stereo pair with equal channels restore equally; a
-    candidate model restores as itself."""
+    z for both channels makes a stereo pair with equal channels restore equally,
+    and so does restoring mid and side (as shipped), where left and right with a
+    z each did not; the mid alone restored keeps the MP3's side; a candidate
+    model restores as itself."""
     from posthoc import Changed
 
     import mp3fix.restore
@@ -155,7 +157,7 @@ def test_posthoc_changes_touch_only_what_they_name(pair, monkeypatch: pytest.Mon
     # a channel with nothing in it gets nothing from the other's filling
     twin_holed = np.stack([holed[0], holed[0]])
     once = run(twin_holed, "midfill", [1.0])
-    np.testing.assert_allclose(once[0], run(twin_holed)[0], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(once[0], run(twin_holed, "stereo", [0.0])[0], rtol=0, atol=1e-5)
     assert 10 * base[hole].mean() < stft_mag(once)[hole].mean()
     panned = run(np.stack([holed[0], np.zeros_like(holed[0])]), "midfill", [1.0])
     assert np.abs(panned[1]).max() < 1e-6 * np.abs(panned[0]).max()
@@ -183,10 +185,18 @@ def test_posthoc_changes_touch_only_what_they_name(pair, monkeypatch: pytest.Mon
     assert np.array_equal(Changed(None, candidate=str(shipped_model_path()))(dec, "candidate", [1.0]), shipped)
     assert not np.allclose(Changed(None, candidate=str(FILL_MODEL))(dec, "candidate", [1.0]), shipped, atol=1e-3)
     twin = np.stack([dec[0], dec[0]])
-    apart, linked = run(twin), run(twin, "zlink", [1.0])
-    assert np.abs(apart[0] - apart[1]).max() > 1e-3  # a z each: the restored bands differ
+    apart, linked = run(twin, "stereo", [0.0]), run(twin, "zlink", [1.0])
+    assert np.abs(apart[0] - apart[1]).max() > 1e-3  # left and right, a z each: the restored bands differ
     np.testing.assert_array_equal(linked[0], linked[1])
     np.testing.assert_array_equal(linked[0], apart[0])  # channel 0 keeps its own z
+    # mid and side (as shipped): equal channels have no side, which stays (next to) silent
+    ms = run(twin)
+    np.testing.assert_array_equal(run(twin, "stereo", [1.0]), ms)
+    assert np.abs(ms[0] - ms[1]).max() < 1e-4 * np.abs(ms[0]).max()
+    assert not np.allclose(shipped, run(dec, "stereo", [0.0]), atol=1e-3)  # unequal channels: not as before
+    # the mid alone restored: the MP3's side comes through as it was
+    mid_only = run(dec, "stereo", [2.0])
+    np.testing.assert_allclose(mid_only[0] - mid_only[1], dec[0] - dec[1], rtol=0, atol=1e-5)
 
 
 def test_edges_shape_is_level_free_and_stops_at_the_cutoff() -> None:

@@ -277,6 +277,30 @@ def test_gentle_cutoff_in_a_chunk_cut_from_a_song_is_restored(fill: Restorer) ->
     assert stft_mag(out)[:, hi][..., inner].mean() > 100 * stft_mag(chunk)[:, hi][..., inner].mean()
 
 
+def test_a_source_panned_hard_left_stays_in_the_left_channel(fill: Restorer) -> None:
+    """Stereo is restored as mid and side with the same noise: for a source in one
+    channel they are the same signal, so the other channel (left minus right) gets
+    nothing. With noise of their own (fill.onnx adds z-dependent energy) it would."""
+    left = faded_lowpass(50000, channels=1, seed=6)[0]
+    x = np.stack([left, np.zeros_like(left)])
+    hi = slice(int(EDGE_HZ * 1.3 / SR * 1024), 512)
+    for y in fill.restore(x, SR, seed=0, variants=2):
+        assert stft_mag(y[:1])[:, hi].mean() > 100 * stft_mag(x[:1])[:, hi].mean()  # restored
+        np.testing.assert_allclose(y[1], 0, rtol=0, atol=1e-6)
+
+
+def test_a_mono_recording_in_a_stereo_file_stays_mono_with_the_shipped_model() -> None:
+    """Its side is silent, which the shipped model leaves silent; left and right
+    each restored with noise of its own came out different in the restored band."""
+    x = np.repeat(faded_lowpass(50000, channels=1, seed=7), 2, axis=0)
+    y = Restorer(None, device="cpu", threads=1).restore(x, SR, seed=0)[0]
+    hi = slice(int(EDGE_HZ * 1.3 / SR * 1024), 512)
+    assert stft_mag(y[:1])[:, hi].mean() > 10 * stft_mag(x[:1])[:, hi].mean()  # restored
+    assert np.abs(y[0] - y[1]).max() < 1e-4 * np.abs(y[0]).max()  # measured 4e-6: 108 dB down
+    lr = Restorer(None, device="cpu", threads=1, mid_side=False).restore(x, SR, seed=0)[0]
+    assert np.abs(lr[0] - lr[1]).max() > 1e-2 * np.abs(lr[0]).max()  # measured 0.15
+
+
 def test_silence_stays_silent(fill: Restorer) -> None:
     out = fill.restore(np.zeros((2, 50000), np.float32), SR, variants=2)
     for y in out:

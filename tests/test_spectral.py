@@ -9,12 +9,14 @@ from scipy.signal import ellip, sosfilt
 from mp3fix.spectral import (
     detect_cutoff,
     frame_reach,
+    from_mid_side,
     hann,
     interior_frames,
     istft,
     log_magnitude,
     n_frames,
     stft,
+    to_mid_side,
 )
 from tests.helpers import brickwall, white_noise
 
@@ -236,3 +238,14 @@ def test_frame_reach_ignores_clicks_and_silence() -> None:
     assert edge <= frame_reach(_inner_power(x)) <= edge + LEAK
     assert frame_reach(_inner_power(x), percentile=100.0) > 500  # the click's frames reach Nyquist
     assert frame_reach(_power(np.zeros(SR, np.float32))) == 0
+
+
+def test_mid_side_and_back_is_left_and_right_for_every_pair_of_rows() -> None:
+    lr = white_noise(1000, channels=2, seed=4)
+    ms = to_mid_side(lr)
+    np.testing.assert_allclose(ms[0], (lr[0] + lr[1]) / 2, rtol=0, atol=1e-7)
+    np.testing.assert_allclose(ms[1], (lr[0] - lr[1]) / 2, rtol=0, atol=1e-7)
+    # rows of variants, each a (mid, side) pair, come back as (left, right) pairs in place
+    other = white_noise(1000, channels=2, seed=5)
+    back = from_mid_side(np.concatenate([ms, to_mid_side(other)]))
+    np.testing.assert_allclose(back, np.concatenate([lr, other]), rtol=0, atol=1e-6)
