@@ -39,6 +39,12 @@ once as shipped and once per change:
   noise of its own (K 0, as shipped until 2026-11-29), as its mid and side
   with the same noise (1, ``Restorer(mid_side=True)``, as shipped since), or
   only its mid restored and the MP3's side kept as it is (2);
+- ``gain:DB``: the MP3 restored DB decibels louder, the restoration brought
+  back to the MP3's level (how much the model's output depends on the level
+  it is given);
+- ``level:DB``: the same, the MP3 brought to DB (mean power over its STFT's
+  bins and frames, as the data set's crops are measured; the median training
+  crop is at 9.6 dB);
 - ``candidate:1``: the restoration by another model (``--candidate PATH``),
   for paired comparisons of checkpoints;
 - ``phase:N``: N Griffin-Lim iterations on the restored band's phase after
@@ -87,11 +93,11 @@ def parse_change(spec: str) -> tuple[str, list[float]]:
     kind, *args = spec.split(":")
     want = {"shelf": 2, "z": 1, "hybrid": 1, "source": 1, "keep": 1, "fill": 2, "phase": 1, "zlink": 1,
             "copyfill": 2, "fillcap": 1, "fillleft": 1, "midfill": 1,
-            "candidate": 1, "selfcal": 2, "stereo": 1}
+            "candidate": 1, "selfcal": 2, "stereo": 1, "gain": 1, "level": 1}
     if kind not in want or len(args) != want[kind]:
         raise SystemExit(f"bad --change {spec!r}: shelf:HZ:DB, z:SCALE, hybrid:HZ, source:HZ, keep:RATIO, "
                          "fill:BINS:DB, copyfill:BINS:DB, fillcap:F, fillleft:B, phase:N, zlink:1, midfill:1 "
-                         "candidate:1, selfcal:BETA:CUTONLY or stereo:0|1|2")
+                         "candidate:1, selfcal:BETA:CUTONLY, stereo:0|1|2, gain:DB or level:DB")
     return kind, [float(a) for a in args]
 
 
@@ -269,6 +275,14 @@ class Changed:
                 mid, side = 0.5 * (x[0] + x[1]), 0.5 * (x[0] - x[1])
                 m = self.r.restore(mid[None], SR, seed=0, variants=1)[0][0]
                 return np.stack([m + side, m - side])
+        if kind in ("gain", "level"):
+            db = args[0]
+            if kind == "level":  # to this level, as the data set's crops measure theirs
+                cfg = self.r.config
+                lm = log_magnitude(stft(x, cfg.n_fft, cfg.hop)[:, : cfg.n_bins], cfg.log_floor)
+                db = args[0] - 10 * np.log10(np.exp(2 * lm).mean())
+            g = np.float32(10 ** (db / 20))
+            return self.r.restore(x * g, SR, seed=0, variants=1)[0] / g
         y = self.r.restore(x, SR, seed=0, variants=1, source_band_hz=source)[0]
         if kind == "hybrid":
             n_fft = self.r.config.n_fft

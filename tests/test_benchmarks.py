@@ -194,6 +194,12 @@ def test_posthoc_changes_touch_only_what_they_name(pair, monkeypatch: pytest.Mon
     np.testing.assert_array_equal(run(twin, "stereo", [1.0]), ms)
     assert np.abs(ms[0] - ms[1]).max() < 1e-4 * np.abs(ms[0]).max()
     assert not np.allclose(shipped, run(dec, "stereo", [0.0]), atol=1e-3)  # unequal channels: not as before
+    # the MP3 restored louder and brought back: 0 dB is the shipped restoration; the band under
+    # the cutoff comes back as it was at any gain (the model only writes above it)
+    np.testing.assert_allclose(run(dec, "gain", [0.0]), shipped, rtol=0, atol=1e-6)
+    louder = stft_mag(run(dec, "gain", [10.0]))[..., 4:-4]
+    assert np.abs(louder[..., low, :] - a[..., low, :]).mean() < 0.01 * a[..., low, :].mean()
+    assert not np.allclose(louder[..., top, :], a[..., top, :], rtol=0.01)
     # the mid alone restored: the MP3's side comes through as it was
     mid_only = run(dec, "stereo", [2.0])
     np.testing.assert_allclose(mid_only[0] - mid_only[1], dec[0] - dec[1], rtol=0, atol=1e-5)
