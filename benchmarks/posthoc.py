@@ -24,6 +24,8 @@ once as shipped and once per change:
 - ``fillcap:F``: the shipped dropout filling, each filled bin no louder than
   the MP3's loudest in that bin within F frames either side (a dropout is a
   hole in time; a dark recording's quiet top band is not);
+- ``fillgain:DB``: the shipped dropout filling, its values DB decibels
+  louder (negative: quieter) where it fills;
 - ``fillleft:B``: the shipped dropout filling, but down to B bins above 0
   instead of ``copy_width_bins`` (the filling pass then copies from a
   narrower band);
@@ -93,11 +95,11 @@ def parse_change(spec: str) -> tuple[str, list[float]]:
     kind, *args = spec.split(":")
     want = {"shelf": 2, "z": 1, "hybrid": 1, "source": 1, "keep": 1, "fill": 2, "phase": 1, "zlink": 1,
             "copyfill": 2, "fillcap": 1, "fillleft": 1, "midfill": 1,
-            "candidate": 1, "selfcal": 2, "stereo": 1, "gain": 1, "level": 1}
+            "candidate": 1, "selfcal": 2, "stereo": 1, "gain": 1, "level": 1, "fillgain": 1}
     if kind not in want or len(args) != want[kind]:
         raise SystemExit(f"bad --change {spec!r}: shelf:HZ:DB, z:SCALE, hybrid:HZ, source:HZ, keep:RATIO, "
                          "fill:BINS:DB, copyfill:BINS:DB, fillcap:F, fillleft:B, phase:N, zlink:1, midfill:1 "
-                         "candidate:1, selfcal:BETA:CUTONLY, stereo:0|1|2, gain:DB or level:DB")
+                         "candidate:1, selfcal:BETA:CUTONLY, stereo:0|1|2, gain:DB, level:DB or fillgain:DB")
     return kind, [float(a) for a in args]
 
 
@@ -164,9 +166,12 @@ class Changed:
 
         self.r._prepare = copyfilled
         self.fillcap = 0
+        self.fillgain = 0.0
         fill_holes_shipped = restore_module.fill_holes
 
         def capped(out, fill, mp3, lo, hi, db):  # noqa: ANN001, ANN202
+            if self.fillgain:
+                fill = fill * np.float32(10 ** (self.fillgain / 20))
             if self.fillcap:
                 from scipy.ndimage import maximum_filter1d
 
@@ -247,6 +252,7 @@ class Changed:
         self.zlink = kind == "zlink" and args[0] > 0
         self.copyfill = (int(args[0]), args[1]) if kind == "copyfill" else None
         self.fillcap = int(args[0]) if kind == "fillcap" else 0
+        self.fillgain = args[0] if kind == "fillgain" else 0.0
         self.fillleft = int(args[0]) if kind == "fillleft" else 0
         self.midfill = kind == "midfill" and args[0] > 0
         self.selfcal = (args[0], args[1] > 0) if kind == "selfcal" else None

@@ -161,6 +161,11 @@ def test_posthoc_changes_touch_only_what_they_name(pair, monkeypatch: pytest.Mon
     assert 10 * base[hole].mean() < stft_mag(once)[hole].mean()
     panned = run(np.stack([holed[0], np.zeros_like(holed[0])]), "midfill", [1.0])
     assert np.abs(panned[1]).max() < 1e-6 * np.abs(panned[0]).max()
+    # the filling 20 dB quieter: the hole is filled about 20 dB lower (a little more: bins that no
+    # longer clear the filling's threshold keep the MP3's next to nothing)
+    quieter = stft_mag(run(holed, "fillgain", [-20.0]))
+    ratio = 20 * np.log10(quieter[hole].mean() / stft_mag(run(holed))[hole].mean())
+    assert -27.0 < ratio < -18.0
     # capped at the MP3's own level within 8 frames, a hole 100 frames long stays (nearly) empty inside
     capped = stft_mag(run(holed, "fillcap", [8.0]))
     assert capped[hole].mean() < 0.1 * stft_mag(run(holed))[hole].mean()
