@@ -238,3 +238,15 @@ def test_edges_ridge_predicts_a_planted_relation_but_not_noise() -> None:
     assert np.corrcoef(pred, y)[0, 1] > 0.99 and abs((pred - y).mean()) < 0.2
     noise = rng.normal(size=200)
     assert abs(np.corrcoef(ridge_leave_one_group_out(x, noise, groups, lam=1.0), noise)[0, 1]) < 0.3
+
+
+def test_stereo_width_is_side_over_mid() -> None:
+    """benchmarks/width.py: one signal in both channels has no side, in one
+    channel only as much side as mid, in opposite phase no mid."""
+    from width import width_db
+
+    x = np.random.default_rng(2).standard_normal(20000).astype(np.float32)
+    assert width_db(np.stack([x, x]), 10, 400) < -100
+    assert abs(width_db(np.stack([x, np.zeros_like(x)]), 10, 400)) < 1e-3
+    assert width_db(np.stack([x, -x]), 10, 400) > 100
+    assert abs(width_db(np.stack([x, 0.5 * x]), 10, 400) - 20 * np.log10(0.5 / 1.5)) < 1e-3
