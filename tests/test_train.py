@@ -229,6 +229,22 @@ def test_make_pairs_on_a_synthetic_track(tmp_path: Path) -> None:
     assert all(c < F for c in res["cutoff"])  # every setting has a detectable low-pass
 
 
+def test_make_pairs_with_mid_side_on_a_dual_mono_track_keeps_the_mid_and_drops_the_silent_side(
+        tmp_path: Path) -> None:
+    import soundfile as sf
+
+    track = tmp_path / "dual.wav"
+    sf.write(track, np.repeat(enveloped_noise(44100 * 8, 44100, channels=1, seed=2), 2, axis=0).T * 0.3, 44100)
+    lr = dataset.make_pairs((str(track), 0, 3, CFG.to_dict(), 6.0, 3))
+    ms = dataset.make_pairs((str(track), 0, 3, CFG.to_dict(), 6.0, 3, True))
+    stereo = [dataset.CONFIGS[k].channels == 2 for k in lr["config"]]
+    assert any(stereo)  # the seed picks at least one stereo setting
+    # left and right are equal, so the mid is either of them and the side is silent (no crop)
+    assert len(ms["x"]) == len(lr["x"]) - sum(stereo) // 2
+    lr_crops = {x.tobytes() for x in lr["x"]}
+    assert all(x.tobytes() in lr_crops for x in ms["x"])
+
+
 def test_split_is_by_whole_track_and_reproducible() -> None:
     tracks = [Path(f"t{i}.ogg") for i in range(40)]
     a = dataset.split_tracks(tracks, seed=3)

@@ -35,7 +35,7 @@ from scipy.signal import correlate
 
 from mp3fix.audio import decode, ffmpeg_exe
 from mp3fix.model import ModelConfig
-from mp3fix.spectral import detect_cutoff, log_magnitude, stft
+from mp3fix.spectral import detect_cutoff, log_magnitude, stft, to_mid_side
 
 PACKAGES = ["ufoai-music", "warzone2100-music", "wesnoth-1.16-music", "singularity-music"]
 # More free game music, for training only (the splits above stay as they were, so
@@ -185,9 +185,13 @@ def find_lag(a: np.ndarray, b: np.ndarray, max_lag: int = 4000) -> int:
     return int(np.argmax(window)) - max_lag
 
 
-def make_pairs(args: tuple[str, int, int, dict, float, int]) -> dict:
-    """Crops for one track: several encoder settings, aligned, as log-magnitudes."""
-    path, seed, n_configs, cfg_dict, excerpt_s, crops_per = args
+def make_pairs(args: tuple) -> dict:
+    """Crops for one track: several encoder settings, aligned, as log-magnitudes.
+    ``args``: (path, seed, n_configs, model config dict, excerpt seconds, crops
+    per setting[, mid_side]); with ``mid_side`` a stereo setting's crops are of
+    its mid and side (as the runtime restores stereo) instead of left and right."""
+    path, seed, n_configs, cfg_dict, excerpt_s, crops_per, *rest = args
+    mid_side = bool(rest[0]) if rest else False
     mc = ModelConfig(**cfg_dict)
     rng = np.random.default_rng(seed)
     sr = mc.sample_rate
@@ -214,6 +218,8 @@ def make_pairs(args: tuple[str, int, int, dict, float, int]) -> dict:
         lags.append(lag)
         if lag != 0:
             continue
+        if mid_side and cfg.channels == 2:
+            dec, target = to_mid_side(dec), to_mid_side(target)
         n = min(dec.shape[1], target.shape[1])
         X = stft(dec[:, :n], mc.n_fft, mc.hop)[:, : mc.n_bins]
         Y = stft(target[:, :n], mc.n_fft, mc.hop)[:, : mc.n_bins]
@@ -242,7 +248,8 @@ NPZ = {"train": "train.npz", "val": "val.npz", "train_extra": "train-extra.npz"}
 
 
 def build(out: Path, tracks: list[Path], seed: int, n_configs: int, excerpt_s: float,
-          crops_per: int, jobs: int, extra: list[Path] | None = None, skip_existing: bool = False) -> dict:
+          crops_per: int, jobs: int, extra: list[Path] | None = None, skip_existing: bool = False,
+          mid_side: bool = False) -> dict:
     """Pairs for the train and val tracks (and ``extra`` tracks, training only) in ``out``.
 
     ``skip_existing`` keeps a split's pairs already in ``out`` when the split is
@@ -255,12 +262,13 @@ def build(out: Path, tracks: list[Path], seed: int, n_configs: int, excerpt_s: f
         splits["train_extra"] = sorted(str(p) for p in extra)
     out.mkdir(parents=True, exist_ok=True)
     old = json.loads((out / "splits.json").read_text()) if (out / "splits.json").exists() else None
-    summary: dict = {"seed": seed, "hours": {}, "pairs": {}, "misaligned": 0, "misaligned_by_split": {}}
+    summary: dict = {"seed": seed, "hours": {}, "pairs": {}, "misaligned": 0, "misaligned_by_split": {},
+                     "mid_side": mid_side}
     for name in ("train", "val", "train_extra"):
         if name not in splits:
             continue
         if (skip_existing and old and old["splits"].get(name) == splits[name] and (out / NPZ[name]).exists()
-                and name in old["summary"]["pairs"]):
+                and name in old["summary"]["pairs"] and old["summary"].get("mid_side", False) == mid_side):
             summary["pairs"][name] = old["summary"]["pairs"][name]
             # a data set built before the counts per split has one total, for train and val
             by_split = old["summary"].get("misaligned_by_split", {"train": old["summary"]["misaligned"]})
@@ -268,7 +276,7 @@ def build(out: Path, tracks: list[Path], seed: int, n_configs: int, excerpt_s: f
             print(f"[{name}] kept {out / NPZ[name]}", flush=True)
             continue
         base = seed * 100003 + (10**6 if name == "train_extra" else 0)
-        jobs_args = [(p, base + i, n_configs, mc.to_dict(), excerpt_s, crops_per)
+        jobs_args = [(p, base + i, n_configs, mc.to_dict(), excerpt_s, crops_per, mid_side)
                      for i, p in enumerate(splits[name])]
         xs, ys, cuts, kinds = [], [], [], []
         t0 = time.time()
@@ -307,6 +315,8 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--no-extra", action="store_true",
                     help="leave out the training-only packages (EXTRA_PACKAGES; the data set before 2026-11-28)")
+    ap.add_argument("--mid-side", action="store_true",
+                    help="crops of stereo settings from their mid and side, as the runtime restores stereo")
     ap.add_argument("--skip-existing", action="store_true",
                     help="keep pairs already built for an unchanged split (e.g. to add the extra tracks)")
     a = ap.parse_args()
@@ -318,7 +328,7 @@ def main() -> None:
         extra = find_tracks(fetch_extra(a.out / "music"))
         print(f"{len(extra)} training-only tracks in {a.out / 'music' / 'extra'}")
     summary = build(a.out / "pairs", tracks, a.seed, a.configs_per_track, a.excerpt, a.crops, a.jobs,
-                    extra, a.skip_existing)
+                    extra, a.skip_existing, a.mid_side)
     print(json.dumps(summary, indent=1))
 
 
