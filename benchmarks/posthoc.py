@@ -83,7 +83,7 @@ from quality import SR, Visqol, excerpts, lsd, mp3_twin, setting  # noqa: E402
 import mp3fix.restore as restore_module  # noqa: E402
 from mp3fix.model import fill_holes  # noqa: E402
 from mp3fix.phase import copy_phase_sources  # noqa: E402
-from mp3fix.spectral import istft, log_magnitude, stft  # noqa: E402
+from mp3fix.spectral import from_mid_side, istft, log_magnitude, stft, to_mid_side  # noqa: E402
 from mp3fix.train.dataset import CONFIGS, EncoderConfig  # noqa: E402
 
 # the filling pass's mean level error (dB) at the cutoffs of 16, 32 and 64 kbit/s
@@ -278,9 +278,8 @@ class Changed:
         if kind == "stereo":
             self.r.mid_side = args[0] > 0
             if args[0] == 2 and x.shape[0] == 2:
-                mid, side = 0.5 * (x[0] + x[1]), 0.5 * (x[0] - x[1])
-                m = self.r.restore(mid[None], SR, seed=0, variants=1)[0][0]
-                return np.stack([m + side, m - side])
+                mid, side = to_mid_side(x)
+                return from_mid_side(np.stack([self.r.restore(mid[None], SR, seed=0, variants=1)[0][0], side]))
         if kind in ("gain", "level"):
             db = args[0]
             if kind == "level":  # to this level, as the data set's crops measure theirs
