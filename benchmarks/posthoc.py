@@ -47,6 +47,10 @@ once as shipped and once per change:
 - ``level:DB``: the same, the MP3 brought to DB (mean power over its STFT's
   bins and frames, as the data set's crops are measured; the median training
   crop is at 9.6 dB);
+- ``slopecap:MARGIN:OCTAVES:BANDS``: the restored band, on average over each
+  chunk, no louder than the MP3's own slope (dB against log frequency, fitted
+  over the OCTAVES under the cutoff in BANDS bands per octave, before the
+  dropout filling) carried on upwards, plus MARGIN dB (``slope_cap``);
 - ``candidate:1``: the restoration by another model (``--candidate PATH``),
   for paired comparisons of checkpoints;
 - ``phase:N``: N Griffin-Lim iterations on the restored band's phase after
@@ -81,7 +85,7 @@ from baselines import band_copy  # noqa: E402
 from quality import SR, Visqol, excerpts, lsd, mp3_twin, setting  # noqa: E402
 
 import mp3fix.restore as restore_module  # noqa: E402
-from mp3fix.model import fill_holes  # noqa: E402
+from mp3fix.model import extension_gain, fill_holes  # noqa: E402
 from mp3fix.phase import copy_phase_sources  # noqa: E402
 from mp3fix.spectral import from_mid_side, istft, log_magnitude, stft, to_mid_side  # noqa: E402
 from mp3fix.train.dataset import CONFIGS, EncoderConfig  # noqa: E402
@@ -95,11 +99,12 @@ def parse_change(spec: str) -> tuple[str, list[float]]:
     kind, *args = spec.split(":")
     want = {"shelf": 2, "z": 1, "hybrid": 1, "source": 1, "keep": 1, "fill": 2, "phase": 1, "zlink": 1,
             "copyfill": 2, "fillcap": 1, "fillleft": 1, "midfill": 1,
-            "candidate": 1, "selfcal": 2, "stereo": 1, "gain": 1, "level": 1, "fillgain": 1}
+            "candidate": 1, "selfcal": 2, "stereo": 1, "gain": 1, "level": 1, "fillgain": 1, "slopecap": 3}
     if kind not in want or len(args) != want[kind]:
         raise SystemExit(f"bad --change {spec!r}: shelf:HZ:DB, z:SCALE, hybrid:HZ, source:HZ, keep:RATIO, "
                          "fill:BINS:DB, copyfill:BINS:DB, fillcap:F, fillleft:B, phase:N, zlink:1, midfill:1 "
-                         "candidate:1, selfcal:BETA:CUTONLY, stereo:0|1|2, gain:DB, level:DB or fillgain:DB")
+                         "candidate:1, selfcal:BETA:CUTONLY, stereo:0|1|2, gain:DB, level:DB, fillgain:DB "
+                         "or slopecap:MARGIN:OCTAVES:BANDS")
     return kind, [float(a) for a in args]
 
 
@@ -127,6 +132,9 @@ class Changed:
                 hz, db = self.shelf
                 ramp = np.clip((bins - hz / SR * self.r.config.n_fft) / 12 + 0.5, 0, 1)
                 restored = restored + (prep.mask1 * ramp * db / 20 * np.log(10))[:, None].astype(np.float32)
+            if self.slopecap is not None:
+                restored = restored + slope_cap(prep, restored, self.r.config, self.prefill.get(prep.first_frame),
+                                                *self.slopecap)[:, None]
             if self.selfcal is not None and prep.first_frame in self.self_error:
                 beta, cut_only = self.selfcal
                 hz = prep.cutoff * SR / self.r.config.n_fft
@@ -242,6 +250,15 @@ class Changed:
                 self.self_error[first_frame] = last[0]
 
         self.r._fill_dropouts = keyed
+        self.slopecap: tuple[float, float, float] | None = None
+        self.prefill: dict[int, np.ndarray] = {}
+        fill_dropouts_keyed = self.r._fill_dropouts
+
+        def stashed(low, lm, z, cutoff, fill, seed, first_frame):  # noqa: ANN001, ANN202
+            self.prefill[first_frame] = low.copy()  # the MP3 before its dropouts are filled
+            fill_dropouts_keyed(low, lm, z, cutoff, fill, seed, first_frame)
+
+        self.r._fill_dropouts = stashed
 
     def __call__(self, x: np.ndarray, kind: str = "", args: list[float] | None = None) -> np.ndarray:
         self.z_scale, self.shelf, self.keep = 1.0, None, None
@@ -257,6 +274,8 @@ class Changed:
         self.midfill = kind == "midfill" and args[0] > 0
         self.selfcal = (args[0], args[1] > 0) if kind == "selfcal" else None
         self.self_error.clear()
+        self.slopecap = (args[0], args[1], args[2]) if kind == "slopecap" else None
+        self.prefill.clear()
         if self.copyfill:
             self.r.hole_fill = False
         if kind == "fill":
@@ -296,6 +315,48 @@ class Changed:
             spec = np.where(below, stft(y, n_fft, n_fft // 2), stft(band_copy(x), n_fft, n_fft // 2))
             y = istft(spec, n_fft, n_fft // 2, x.shape[-1])
         return y
+
+
+def slope_cap(prep, restored: np.ndarray, cfg, mp3_low: np.ndarray | None,  # noqa: ANN001
+              margin_db: float, octaves: float, per_octave: float) -> np.ndarray:
+    """Natural-log gain per bin (n_bins,) that brings the restored band, on
+    average over the chunk, no louder than the MP3's own spectral slope
+    extrapolated upwards plus ``margin_db``: a straight line in dB against
+    log frequency fitted to the MP3's mean power (before its dropouts are
+    filled, all channels) in ``per_octave`` bands per octave over the
+    ``octaves`` below the cutoff, excess measured in the same bands above.
+    Only ever lowers."""
+    cut = prep.cutoff
+    spec = prep.spec[:, : cfg.n_bins] if mp3_low is None else mp3_low
+    hi = cut - cfg.mask_ramp_bins
+    lo = max(2, int(hi / 2**octaves))
+    if hi - lo < 8:
+        return np.zeros(cfg.n_bins, np.float32)
+    gain = extension_gain(cut, cfg)
+    mp3_p = (np.abs(spec) ** 2).sum(0).mean(-1)  # (bins,)
+    c = spec.shape[0]
+    rest_p = np.exp(2 * (restored[:c] + gain * prep.mask1[:, None])).sum(0).mean(-1)
+    logf = np.log2(np.arange(cfg.n_bins) + 0.5)
+    step = 1 / per_octave
+    # fit on band means below the cutoff
+    xs, ys = [], []
+    for a in np.arange(np.log2(lo), np.log2(hi), step):
+        sel = (logf >= a) & (logf < a + step) & (np.arange(cfg.n_bins) < hi)
+        if sel.any():
+            xs.append(logf[sel].mean())
+            ys.append(10 * np.log10(mp3_p[sel].mean() + 1e-20))
+    if len(xs) < 3:
+        return np.zeros(cfg.n_bins, np.float32)
+    b, a0 = np.polyfit(xs, ys, 1)
+    out = np.zeros(cfg.n_bins, np.float32)
+    for a in np.arange(np.log2(cut), np.log2(cfg.n_bins) + step, step):
+        sel = (logf >= a) & (logf < a + step)
+        if not sel.any():
+            continue
+        level = 10 * np.log10(rest_p[sel].mean() + 1e-20)
+        cap = a0 + b * logf[sel].mean() + margin_db
+        out[sel] = -max(0.0, level - cap) / 20 * np.log(10)
+    return (out * prep.mask1).astype(np.float32)
 
 
 def copy_fill(r: restore_module.Restorer, prep, bins: int, db: float):  # noqa: ANN001, ANN201

@@ -250,3 +250,34 @@ def test_stereo_width_is_side_over_mid() -> None:
     assert abs(width_db(np.stack([x, np.zeros_like(x)]), 10, 400)) < 1e-3
     assert width_db(np.stack([x, -x]), 10, 400) > 100
     assert abs(width_db(np.stack([x, 0.5 * x]), 10, 400) - 20 * np.log10(0.5 / 1.5)) < 1e-3
+
+
+def test_slope_cap_carries_the_mp3s_slope_upwards_and_only_lowers() -> None:
+    """benchmarks/posthoc.py ``slope_cap``: an MP3 falling 12 dB an octave
+    under its cutoff caps a flat restored band at that line carried on
+    (plus the margin); a restoration already under the line is left alone,
+    and nothing under the cutoff moves."""
+    from types import SimpleNamespace
+
+    from posthoc import slope_cap
+
+    from mp3fix.model import band_mask, extension_gain
+    from mp3fix.restore import Restorer
+
+    cfg = Restorer(None).config
+    cut, frames = 128, 20
+    k = np.arange(cfg.n_bins) + 0.5
+    line_db = -12.0 * np.log2(k / cut)  # 0 dB at the cutoff
+    mag = 10 ** (line_db / 20)
+    spec = np.repeat(np.where(k < cut, mag, 1e-6)[None, :, None], frames, axis=-1).astype(np.complex64)
+    prep = SimpleNamespace(cutoff=cut, spec=spec, mask1=band_mask(cut, cfg.n_bins, cfg.mask_ramp_bins))
+    gain = extension_gain(cut, cfg)
+    flat = np.full((1, cfg.n_bins, frames), -gain, np.float32)  # restored at 0 dB after the calibration
+    g = slope_cap(prep, flat, cfg, None, 0.0, 1.0, 6.0) * 20 / np.log(10)
+    assert np.all(g <= 0) and np.all(g[: cut - cfg.mask_ramp_bins] == 0)
+    top = (k > 2 * cut) & (k < 4 * cut)  # one to two octaves up: the line is at -12 to -24 dB
+    np.testing.assert_allclose(g[top], line_db[top], atol=2.0)
+    g6 = slope_cap(prep, flat, cfg, None, 6.0, 1.0, 6.0) * 20 / np.log(10)
+    np.testing.assert_allclose(g6[top], np.minimum(line_db[top] + 6, 0), atol=2.0)
+    quiet = (np.log(mag) - gain - 3.0)[None, :, None].repeat(frames, axis=-1).astype(np.float32)
+    assert np.all(slope_cap(prep, quiet, cfg, None, 0.0, 1.0, 6.0) == 0)
