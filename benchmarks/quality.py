@@ -15,7 +15,8 @@ and 1) above the cutoff; below it the variants are identical by construction.
 mp3fix is told the band LAME keeps at each setting, as ``mp3fix restore`` reads
 it from a file's bitrate and rate (``mp3fix.codec``), and from 80 kbit/s up leaves
 a passage alone where the cliff is the recording's own edge; ``--no-guard``
-restores everywhere. The baselines are not told.
+restores everywhere. The baselines are not told. ``--highs DB`` restores as
+``mp3fix restore --highs DB`` does (the restored band DB louder or quieter).
 Prints a markdown table; ``--json`` writes the numbers, ``--pictures DIR``
 writes before/after/variant spectrograms.
 """
@@ -143,12 +144,14 @@ def main() -> None:
     ap.add_argument("--json", type=Path)
     ap.add_argument("--pictures", type=Path)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--highs", type=float, default=0.0, metavar="DB",
+                    help="mp3fix's restored band DB louder (negative: quieter), as `restore --highs DB`")
     ap.add_argument("--no-guard", action="store_true",
                     help="restore even where the cliff is the recording's own edge (mp3fix.codec)")
     a = ap.parse_args()
     tracks = json.loads((a.data / "splits.json").read_text())["splits"][a.split][: a.tracks]
     settings = [setting(int(k)) for k in a.kbps.split(",")]
-    restorer = Restorer(a.model, device="cpu", threads=a.threads)
+    restorer = Restorer(a.model, device="cpu", threads=a.threads, highs_db=a.highs)
     vq = None if a.no_visqol else Visqol()
     systems = ["mp3", "noise fill", "band copy", "mp3fix"]
     scores: dict[str, dict[str, dict[str, list[float]]]] = {

@@ -329,6 +329,13 @@ def restore(
                      "a cassette: about 14000): nothing is added above it. \\[default: not known]",
                      show_default=False),
     ] = None,
+    highs: Annotated[
+        float,
+        typer.Option("--highs", min=-40.0, max=12.0, metavar="DB",
+                     help="The restored highs this many dB louder, or quieter if negative, than the model's "
+                     "choice: e.g. -12 for a dark or band-limited recording that comes out too bright. "
+                     "The MP3's own band is never changed."),
+    ] = 0.0,
     keep_mp3_band: Annotated[
         bool, typer.Option("--keep-mp3-band", help=(
             "Leave every bin under the cutoff as the MP3 has it, and restore the band above from it as it is: "
@@ -367,7 +374,8 @@ def restore(
         settings = RestoreSettings(model=model, device=device.value, threads=threads, phase=phase.value,
                                    phase_iters=phase_iters, chunk_batch=chunk_batch, seed=seed, bit_depth=depth,
                                    overwrite=overwrite, pipeline=n_jobs == 1, guard=not ignore_bitrate,
-                                   source_band_hz=source_band, hole_fill=not keep_mp3_band)
+                                   source_band_hz=source_band, hole_fill=not keep_mp3_band,
+                                   highs_db=highs)
 
         def notice(message: str) -> None:
             if not quiet:

@@ -73,13 +73,15 @@ class RestoreSettings:
     source_band_hz: float | None = None
     # fill the encoder's dropouts under the cutoff where the model's sidecar asks for it
     hole_fill: bool = True
+    # the restored band this many dB louder (negative: quieter) than the model chose
+    highs_db: float = 0.0
 
     def restorer(self) -> Restorer:
         from mp3fix.restore import Restorer
 
         return Restorer(self.model, device=self.device, threads=self.threads, phase=self.phase,
                         phase_iters=self.phase_iters, chunk_batch=self.chunk_batch, pipeline=self.pipeline,
-                        hole_fill=self.hole_fill)
+                        hole_fill=self.hole_fill, highs_db=self.highs_db)
 
 
 def restore_job(

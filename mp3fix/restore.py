@@ -171,7 +171,10 @@ class Restorer:
     (``ModelConfig.hole_fill_bins``; a generator pass of its own, before the
     band above the cutoff is restored from the filled band). ``notice`` is
     the generator's one-line notice for the user (CUDA was chosen but not
-    usable), else None.
+    usable), else None. ``highs_db`` moves the restored band (above the
+    cutoff, not the MP3's own bins) by that many decibels from the level the
+    model and its calibration chose: a listener's correction for a recording
+    that comes out too bright (dark or band-limited originals) or too dull.
     """
 
     def __init__(
@@ -185,9 +188,12 @@ class Restorer:
         pipeline: bool = True,
         hole_fill: bool = True,
         mid_side: bool = True,
+        highs_db: float = 0.0,
     ) -> None:
         if phase not in STRATEGIES:
             raise ValueError(f"phase must be one of {STRATEGIES}")
+        if not np.isfinite(highs_db):
+            raise ValueError(f"highs_db must be a finite number of decibels, got {highs_db!r}")
         if chunk_batch is not None and (isinstance(chunk_batch, bool) or chunk_batch < 1):
             raise ValueError(f"chunk_batch must be at least 1, got {chunk_batch!r}")
         # with the pipeline, the model's threads must not busy-wait on the cores the DSP needs
@@ -205,6 +211,7 @@ class Restorer:
         # a stereo chunk is restored as its mid and side, each as one channel with the same
         # noise, then turned back into left and right (False: as left and right, noise of their own)
         self.mid_side = mid_side
+        self.highs_db = float(highs_db)
         # seconds per stage, filled only when a caller (benchmarks/speed.py) sets a dict
         self.timings: dict[str, float] | None = None
         # chunks passed through because their cliff was the recording's own edge
@@ -404,7 +411,7 @@ class Restorer:
         spec, first_frame = prep.spec, prep.first_frame
         c, frames = spec.shape[0], spec.shape[-1]
         with self._stage("phase"):
-            gain = extension_gain(prep.cutoff, cfg)
+            gain = extension_gain(prep.cutoff, cfg) + self.highs_db / 20.0 * float(np.log(10.0))
             mp3_low = np.tile(spec[:, : cfg.n_bins], (variants, 1, 1))
             random_phase = self._random_phase(seed, variants, c, first_frame, frames, prep.mid_side)
             if gain:  # on the restored band only: the MP3's own bins keep their level

@@ -436,6 +436,23 @@ def test_source_band_caps_what_is_added(tmp_path, stereo_mp3: Path, fill_model: 
     assert not (tmp_path / "x.wav").exists()
 
 
+def test_highs_turns_the_restored_band_down(tmp_path, stereo_mp3: Path, fill_model: Path) -> None:
+    from mp3fix import audio
+    from tests.helpers import stft_mag
+
+    free, dull = tmp_path / "free.wav", tmp_path / "dull.wav"
+    assert run("restore", stereo_mp3, "-o", free, "--model", fill_model, "-q").exit_code == 0
+    assert run("restore", stereo_mp3, "-o", dull, "--model", fill_model, "-q", "--highs", -20).exit_code == 0
+    f, _ = audio.decode(free, 44100)
+    d, _ = audio.decode(dull, 44100)
+    top = slice(int(8000 / 44100 * 1024), 500)
+    ratio = stft_mag(d)[..., top, 8:-8].mean() / stft_mag(f)[..., top, 8:-8].mean()
+    assert 0.07 < ratio < 0.13  # -20 dB
+    refused = run("restore", stereo_mp3, "-o", tmp_path / "x.wav", "--model", fill_model, "--highs", 30)
+    assert refused.exit_code == 2 and "--highs" in refused.output
+    assert not (tmp_path / "x.wav").exists()
+
+
 def test_keep_mp3_band_leaves_the_dropouts_under_the_cutoff(tmp_path, fill_model: Path) -> None:
     from mp3fix import audio
     from mp3fix.spectral import detect_cutoff

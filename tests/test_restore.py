@@ -671,6 +671,20 @@ def test_source_band_adds_nothing_above_the_recordings_own_edge(fill: Restorer, 
     assert _band_level(capped, 0, 4500) == pytest.approx(_band_level(fill_input, 0, 4500), rel=1e-3)
 
 
+def test_highs_moves_the_restored_band_by_its_decibels_and_nothing_else(fill_input: np.ndarray,
+                                                                         fill_outputs: list[np.ndarray]) -> None:
+    free = fill_outputs[0]
+    quieter = Restorer(FILL_MODEL, device="cpu", threads=1, highs_db=-12.0)
+    (y,) = quieter.restore(fill_input, SR, seed=0, variants=1)
+    db = 20 * np.log10(_band_level(y, 6500, 16000) / _band_level(free, 6500, 16000))
+    assert -12.5 < db < -11.5
+    assert _band_level(y, 0, 4500) == pytest.approx(_band_level(free, 0, 4500), rel=1e-3)
+    (z,) = Restorer(FILL_MODEL, device="cpu", threads=1, highs_db=0.0).restore(fill_input, SR, seed=0, variants=1)
+    np.testing.assert_array_equal(z, free)
+    with pytest.raises(ValueError, match="highs_db"):
+        Restorer(FILL_MODEL, device="cpu", highs_db=float("nan"))
+
+
 def test_source_band_at_or_below_the_cutoff_leaves_the_audio_alone(fill: Restorer, fill_input: np.ndarray) -> None:
     (y,) = fill.restore(fill_input, SR, seed=0, variants=1, source_band_hz=5000.0)
     np.testing.assert_allclose(y, fill_input, atol=1e-6)
