@@ -220,7 +220,7 @@ def main() -> None:
         summary = {k: {m: {s: float(np.mean(v)) for s, v in d.items() if v} for m, d in mv.items()}
                    for k, mv in scores.items()}
         a.json.write_text(json.dumps({"tracks": len(tracks), "excerpts": a.excerpts, "seconds": a.seconds,
-                                      "scores": summary, "rows": rows,
+                                      "highs": a.highs, "scores": summary, "rows": rows,
                                       "spread": {k: float(np.mean(v)) for k, v in spread.items()},
                                       "mp3fix_minus_band_copy_visqol": paired}, indent=1))
 

@@ -281,3 +281,28 @@ def test_slope_cap_carries_the_mp3s_slope_upwards_and_only_lowers() -> None:
     np.testing.assert_allclose(g6[top], np.minimum(line_db[top] + 6, 0), atol=2.0)
     quiet = (np.log(mag) - gain - 3.0)[None, :, None].repeat(frames, axis=-1).astype(np.float32)
     assert np.all(slope_cap(prep, quiet, cfg, None, 0.0, 1.0, 6.0) == 0)
+
+
+def test_highs_picks_the_best_level_per_file_and_counts_the_cases_below_the_mp3() -> None:
+    """benchmarks/highs.py: each file (track, bitrate) takes the level that
+    scores best on its excerpts' mean, ties to the first; a case counts as
+    below the MP3 only by more than 0.1."""
+    from highs import per_file_best, summary
+
+    def row(track: str, excerpt: int, kbps: int, fix: float, mp3: float = 3.0) -> dict:
+        return {"track": track, "excerpt": excerpt, "kbps": kbps, "lsd": {"mp3fix": 20.0},
+                "visqol": {"mp3fix": fix, "mp3": mp3, "band copy": 3.0}}
+
+    def run(scores: dict) -> dict:
+        return {(t, e, k): row(t, e, k, v) for (t, e, k), v in scores.items()}
+
+    runs = {
+        "0": run({("a", 0, 16): 3.5, ("a", 1, 16): 3.5, ("b", 0, 16): 2.0, ("b", 1, 16): 3.4, ("a", 0, 32): 3.0}),
+        "-12": run({("a", 0, 16): 3.0, ("a", 1, 16): 3.0, ("b", 0, 16): 3.2, ("b", 1, 16): 3.3, ("a", 0, 32): 3.0}),
+    }
+    # b: -12's mean 3.25 beats 0's 2.7, though 0 wins one excerpt; a at 32 is a tie: the first level
+    assert per_file_best(runs) == {("a", 16): "0", ("b", 16): "-12", ("a", 32): "0"}
+    s = summary(list(runs["0"].values())[:4])
+    assert s["below"] == 1 and s["visqol"] == pytest.approx(3.1)
+    assert s["margin"] == pytest.approx(0.1) and s["se"] == pytest.approx(0.4)  # tracks +0.5 and -0.3
+    assert summary([row("a", 0, 16, 2.95)])["below"] == 0  # 0.05 under the MP3: not "below"
