@@ -227,6 +227,75 @@ def decode(path: str | Path, sample_rate: int) -> tuple[np.ndarray, SourceInfo]:
     return np.concatenate(blocks, axis=1), info
 
 
+# ffmpeg's names for a file's tags (lower-cased; ID3, Vorbis comments, RIFF INFO
+# and MP4 atoms all come out under these) -> the fields libsndfile writes to a
+# WAV (RIFF INFO) and a FLAC (Vorbis comments). Others (album artist,
+# composer, album art) have no field there and are not kept.
+_TAG_FIELDS = {"title": "title", "artist": "artist", "album": "album", "date": "date", "year": "date",
+               "track": "tracknumber", "tracknumber": "tracknumber", "genre": "genre", "comment": "comment",
+               "copyright": "copyright", "license": "license"}
+
+
+def parse_ffmetadata(text: str) -> dict[str, str]:
+    """The global tags of ffmpeg's ``-f ffmetadata`` output, under soundfile's
+    field names (``_TAG_FIELDS``; the first of two names for one field wins).
+    Lines starting with ``;`` or ``#`` are comments; a backslash escapes the
+    next character (``=``, ``;``, ``#``, ``\\`` or a newline inside a value);
+    the first ``[SECTION]`` (streams, chapters) ends the global tags."""
+    entries: list[tuple[str, str]] = []
+    key: list[str] = []
+    value: list[str] | None = None
+    line_start, comment = True, False
+    chars = iter(text)
+    for ch in chars:
+        if line_start:
+            line_start = False
+            if ch in ";#":
+                comment = True
+            elif ch == "[":
+                break
+        if ch == "\n":
+            if value is not None and not comment:
+                entries.append(("".join(key), "".join(value)))
+            key, value, line_start, comment = [], None, True, False
+            continue
+        if comment:
+            continue
+        if ch == "\\":
+            ch = next(chars, "")
+        elif ch == "=" and value is None:
+            value = []
+            continue
+        (key if value is None else value).append(ch)
+    if value is not None and not comment:
+        entries.append(("".join(key), "".join(value)))
+    tags: dict[str, str] = {}
+    for k, v in entries:
+        field_name = _TAG_FIELDS.get(k.strip().lower())
+        if field_name and v.strip() and field_name not in tags:
+            tags[field_name] = v.strip()
+    return tags
+
+
+def read_tags(path: str | Path) -> dict[str, str]:
+    """The tags of ``path`` that a WAV or FLAC can hold (:func:`parse_ffmetadata`):
+    the file's own, and where it has none for a field, its first audio
+    stream's (Ogg Vorbis and Opus keep their comments there). Empty when
+    ffmpeg cannot read them: missing tags never fail a restoration."""
+    tags: dict[str, str] = {}
+    for scope in ([], ["-map_metadata", "0:s:a:0"]):
+        cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(path), *scope,
+               "-f", "ffmetadata", "-"]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, timeout=60)
+        except (OSError, subprocess.SubprocessError):
+            return tags
+        if proc.returncode != 0:
+            return tags
+        tags = {**parse_ffmetadata(proc.stdout.decode("utf-8", "replace")), **tags}
+    return tags
+
+
 def output_format(path: str | Path) -> str:
     """'WAV' or 'FLAC' from the extension; OutputError otherwise."""
     ext = Path(path).suffix.lower()
@@ -269,12 +338,16 @@ def _umask() -> int:
 class AudioWriter:
     """Stream blocks to ``path`` through a temporary file that is renamed on success.
 
+    ``tags``: soundfile string fields (title, artist, ... software) to write.
+
     Integer formats cannot hold samples beyond full scale; they are clamped and
     counted in ``clipped`` so the caller can warn. Float WAV never clips.
     """
 
-    def __init__(self, path: str | Path, sample_rate: int, channels: int, bit_depth: str | None = None):
+    def __init__(self, path: str | Path, sample_rate: int, channels: int, bit_depth: str | None = None,
+                 tags: dict[str, str] | None = None):
         self.path = Path(path)
+        self.tags = dict(tags or {})
         self.format = output_format(self.path)
         self.subtype = output_subtype(self.path, bit_depth)
         self.sample_rate = sample_rate
@@ -301,6 +374,11 @@ class AudioWriter:
             format=self.format, subtype=self.subtype,
         )
         _no_peak_chunk(self._file)
+        for name, value in self.tags.items():  # before any audio: libsndfile writes them in the header
+            try:
+                setattr(self._file, name, value)
+            except (RuntimeError, AttributeError, UnicodeError):
+                pass  # a tag the format cannot hold (too long, say) is left out, not worth failing for
         return self
 
     def write(self, block: np.ndarray) -> None:

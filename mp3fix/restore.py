@@ -27,7 +27,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from mp3fix import audio
+from mp3fix import __version__, audio
 from mp3fix.chunking import stream_overlap_add
 from mp3fix.codec import REACH_IGNORED_ABOVE_SHARE, own_edge_hz
 from mp3fix.model import DEFAULT_SEED, band_mask, extension_gain, fill_holes, hole_fill_bins, resolve_model
@@ -527,7 +527,10 @@ class Restorer:
 
         Every output is written to a temporary file and renamed only when all of
         them are complete; on any failure none is left behind. The input is only
-        ever read.
+        ever read. The input's tags that a WAV or FLAC can hold (title, artist,
+        album, date, track number, genre, comment, copyright, license:
+        :func:`audio.read_tags`) are copied to each output, whose ``software``
+        tag names mp3fix and its version.
         """
         src = Path(src)
         if not outputs:
@@ -550,7 +553,9 @@ class Restorer:
                 on_progress(done, max(total, done))
 
         variants = len(outputs)
-        writers = [audio.AudioWriter(o, self.sample_rate, c, bit_depth) for o in outputs]
+        # the input's tags (title, artist, album, ...) go with it, and the output says what made it
+        tags = {**audio.read_tags(src), "software": f"mp3fix {__version__}"}
+        writers = [audio.AudioWriter(o, self.sample_rate, c, bit_depth, tags) for o in outputs]
         entered: list[audio.AudioWriter] = []
         try:
             for w in writers:

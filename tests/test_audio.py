@@ -13,7 +13,16 @@ import pytest
 import soundfile as sf
 from scipy.signal import resample_poly
 
-from mp3fix.audio import AudioWriter, decode, decode_blocks, output_format, output_subtype, probe
+from mp3fix.audio import (
+    AudioWriter,
+    decode,
+    decode_blocks,
+    output_format,
+    output_subtype,
+    parse_ffmetadata,
+    probe,
+    read_tags,
+)
 from mp3fix.errors import DecodeError, OutputError
 from tests.helpers import encode, enveloped_noise, ffmpeg, lowpass_noise, write_wav, xcorr_lag
 
@@ -268,3 +277,39 @@ def test_bad_extension_is_output_error(tmp_path: Path, name: str) -> None:
 def test_bad_bit_depth_is_output_error(tmp_path: Path, name: str, depth: str) -> None:
     with pytest.raises(OutputError):
         output_subtype(tmp_path / name, depth)
+
+
+# ---------------------------------------------------------------- tags
+
+
+def test_ffmetadata_parsing_unescapes_maps_names_and_stops_at_sections() -> None:
+    text = ("\ufeff;FFMETADATA1\n".lstrip("\ufeff") + "TITLE=a\\=b\\;c\\\nsecond line\n#note=skip\n"
+            "track=3/12\nyear=2001\ndate=1999\nalbum_artist=not kept\nencoder=Lavf\ngenre=  \n"
+            "[STREAM]\nartist=a stream's, not the file's\n")
+    assert parse_ffmetadata(text) == {"title": "a=b;c\nsecond line", "tracknumber": "3/12", "date": "2001"}
+    assert parse_ffmetadata("") == {}
+    assert parse_ffmetadata("artist=no newline at the end") == {"artist": "no newline at the end"}
+
+
+@pytest.mark.parametrize("ext,args", [("mp3", ["-c:a", "libmp3lame", "-b:a", "32k"]),
+                                      ("ogg", ["-c:a", "libvorbis", "-q:a", "0"]),
+                                      ("m4a", ["-c:a", "aac", "-b:a", "48k"])])
+def test_tags_are_read_from_common_containers(folder: Path, stereo_src: tuple[np.ndarray, Path], ext: str,
+                                              args: list[str]) -> None:
+    out = folder / f"tagged.{ext}"
+    tags = {"title": "Ünïcode; T=1", "artist": "The Band", "album": "Best Of", "date": "1999", "genre": "Rock"}
+    meta = [x for k, v in tags.items() for x in ("-metadata", f"{k}={v}")]
+    ffmpeg("-i", str(stereo_src[1]), *args, *meta, str(out))
+    assert {k: v for k, v in read_tags(out).items() if k in tags} == tags
+    assert read_tags(stereo_src[1]) == {}  # none: nothing made up
+    assert read_tags(folder / "missing.mp3") == {}  # unreadable: no tags, no error
+
+
+@pytest.mark.parametrize("name", ["t.wav", "t.flac"])
+def test_writer_writes_tags_and_skips_what_it_cannot(tmp_path: Path, name: str) -> None:
+    tags = {"title": "Ünïcode", "artist": "A", "tracknumber": "3/12", "software": "mp3fix test"}
+    with AudioWriter(tmp_path / name, SR, 2, tags={**tags, "no_such_field": "x"}) as w:
+        w.write(np.zeros((2, 1000), np.float32))
+    with sf.SoundFile(tmp_path / name) as f:
+        meta = f.copy_metadata()
+    assert {k: meta.get(k, "").split(" (libsndfile")[0] for k in tags} == tags

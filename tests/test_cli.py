@@ -453,6 +453,22 @@ def test_highs_turns_the_restored_band_down(tmp_path, stereo_mp3: Path, fill_mod
     assert not (tmp_path / "x.wav").exists()
 
 
+def test_the_inputs_tags_go_to_every_output(tmp_path, lowpass_wav: Path, fill_model: Path) -> None:
+    from tests.conftest import encode_mp3
+
+    tags = {"title": "Ünïcode Title", "artist": "The Band", "album": "Best Of", "date": "1999",
+            "genre": "Rock", "comment": "a=b; c"}
+    meta = [x for k, v in tags.items() for x in ("-metadata", f"{k}={v}")]
+    src = encode_mp3(lowpass_wav, tmp_path / "tagged.mp3", "-b:a", "32k", "-metadata", "track=3/12", *meta)
+    result = run("restore", src, "-o", tmp_path / "out.flac", "--model", fill_model, "--variants", 2, "-q")
+    assert result.exit_code == 0, result.output
+    for out in ("out.v1.flac", "out.v2.flac"):
+        with sf.SoundFile(tmp_path / out) as f:
+            got = f.copy_metadata()
+        assert {k: got.get(k) for k in tags} == tags and got["tracknumber"] == "3/12"
+        assert got["software"].startswith(f"mp3fix {__version__}")
+
+
 def test_keep_mp3_band_leaves_the_dropouts_under_the_cutoff(tmp_path, fill_model: Path) -> None:
     from mp3fix import audio
     from mp3fix.spectral import detect_cutoff
