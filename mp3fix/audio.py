@@ -277,6 +277,17 @@ def parse_ffmetadata(text: str) -> dict[str, str]:
     return tags
 
 
+# libsndfile's RIFF INFO writer drops a WAV tag longer than about 2 kB (and
+# others with it) and writes a broken file past about 64 kB; ten tags of this
+# many bytes each were written and read back whole
+WAV_TAG_BYTES = 1000
+
+
+def _clip_utf8(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` bytes of UTF-8, on a character boundary."""
+    return text.encode("utf-8")[:limit].decode("utf-8", "ignore")
+
+
 def read_tags(path: str | Path) -> dict[str, str]:
     """The tags of ``path`` that a WAV or FLAC can hold (:func:`parse_ffmetadata`):
     the file's own, and where it has none for a field, its first audio
@@ -375,6 +386,8 @@ class AudioWriter:
         )
         _no_peak_chunk(self._file)
         for name, value in self.tags.items():  # before any audio: libsndfile writes them in the header
+            if self.format == "WAV":
+                value = _clip_utf8(value, WAV_TAG_BYTES)
             try:
                 setattr(self._file, name, value)
             except (RuntimeError, AttributeError, UnicodeError):

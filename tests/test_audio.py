@@ -313,3 +313,21 @@ def test_writer_writes_tags_and_skips_what_it_cannot(tmp_path: Path, name: str) 
     with sf.SoundFile(tmp_path / name) as f:
         meta = f.copy_metadata()
     assert {k: meta.get(k, "").split(" (libsndfile")[0] for k in tags} == tags
+
+
+def test_long_tags_are_cut_for_wav_and_kept_for_flac(tmp_path: Path) -> None:
+    """libsndfile's WAV writer drops long tags (and, past about 64 kB, breaks the
+    file); a WAV gets each cut to WAV_TAG_BYTES on a character boundary."""
+    from mp3fix.audio import WAV_TAG_BYTES
+
+    tags = {"title": "T", "artist": "A", "comment": "é" * 35000}  # 70000 bytes of UTF-8
+    x = np.full((2, 1000), 0.25, np.float32)
+    for name in ("long.wav", "long.flac"):
+        with AudioWriter(tmp_path / name, SR, 2, tags=tags) as w:
+            w.write(x)
+        with sf.SoundFile(tmp_path / name) as f:
+            meta, data = f.copy_metadata(), f.read()
+        np.testing.assert_allclose(data.T, x, atol=1e-6)
+        assert meta["title"] == "T" and meta["artist"] == "A"
+        want = "é" * (WAV_TAG_BYTES // 2) if name.endswith(".wav") else tags["comment"]
+        assert meta["comment"] == want
