@@ -127,7 +127,7 @@ class Changed:
         finish = self.r._finish
         bins = np.arange(self.r.config.n_bins, dtype=np.float32)
 
-        def shelved(prep, restored, seed, variants):  # noqa: ANN001, ANN202
+        def shelved(prep, restored, seed, variants, highs_db):  # noqa: ANN001, ANN202
             if self.shelf is not None:
                 hz, db = self.shelf
                 ramp = np.clip((bins - hz / SR * self.r.config.n_fft) / 12 + 0.5, 0, 1)
@@ -141,7 +141,7 @@ class Changed:
                 db = -beta * (self.self_error[prep.first_frame] - np.interp(hz, *SELF_CAL_CENTRE))
                 db = min(db, 0.0) if cut_only else db
                 restored = restored + (prep.mask1 * db / 20 * np.log(10))[:, None].astype(np.float32)
-            return finish(prep, restored, seed, variants)
+            return finish(prep, restored, seed, variants, highs_db)
 
         self.r._finish = shelved
         self.keep: float | None = None

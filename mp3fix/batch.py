@@ -22,16 +22,22 @@ Naming rules (``plan_jobs``):
 - ``variants`` N > 1: every output name gets a variant number before the
   extension, ``NAME.v1.wav`` ... ``NAME.vN.wav`` (``song.restored.v2.wav``,
   ``-o out.wav`` -> ``out.v1.wav``...); N = 1 keeps the plain name.
+- several ``highs`` levels (decibels, as ``restore --highs``): every output
+  name gets its level before the extension, after any variant number,
+  ``NAME.highs-12.wav``, ``NAME.highs0.wav``, ``NAME.highs+6.wav``
+  (``NAME.v2.highs-6.wav``); one level keeps the plain name. A job's outputs
+  go level by level, each level's variants in order.
 
 Errors (``PlanError``): a missing input, an input that is neither file nor
 folder, nothing to restore, an output that is an input, two inputs that would
-write the same output (``a.mp3`` and ``a.m4a`` in one folder).
+write the same output (``a.mp3`` and ``a.m4a`` in one folder), a highs level
+given twice.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -102,6 +108,29 @@ def variant_paths(path: Path, variants: int) -> list[Path]:
     if variants == 1:
         return [path]
     return [path.with_name(f"{path.stem}.v{i}{path.suffix}") for i in range(1, variants + 1)]
+
+
+def highs_label(db: float) -> str:
+    """A highs level as output names carry it: ``-12``, ``0``, ``+6``, ``-4.5``."""
+    return f"{db:+g}" if db else "0"
+
+
+def take_paths(path: Path, variants: int, highs: Sequence[float] = ()) -> list[Path]:
+    """Every output of one input: :func:`variant_paths`, and with more than one
+    highs level each of those named per level (``NAME.v1.highs-6.EXT``), level
+    by level."""
+    paths = variant_paths(path, variants)
+    if len(highs) <= 1:
+        return paths
+    return [p.with_name(f"{p.stem}.highs{highs_label(db)}{p.suffix}") for db in highs for p in paths]
+
+
+def check_highs(highs: Sequence[float]) -> None:
+    """Refuse a highs level given twice (two outputs of one name)."""
+    labels = [highs_label(db) for db in highs]
+    for label in labels:
+        if labels.count(label) > 1:
+            raise PlanError(f"--highs {label} given twice")
 
 
 def _format_of_output_file(output: Path, fmt: str | None) -> str:
@@ -191,19 +220,22 @@ def plan_jobs(
     fmt: str | None,
     variants: int,
     skip_existing: bool,
+    highs: Sequence[float] = (),
 ) -> list[Job]:
     """Plan one ``Job`` per input audio file, sorted by source path.
 
     ``inputs`` are files and/or folders; ``output`` is ``-o`` (a file name for a
     single file input, else a folder); ``fmt`` is ``"wav"``, ``"flac"`` or None
     (from the output name, else wav). With ``variants`` N > 1 each output becomes
-    ``NAME.v1.EXT`` ... ``NAME.vN.EXT``. With ``skip_existing`` a job whose
+    ``NAME.v1.EXT`` ... ``NAME.vN.EXT``; with several ``highs`` levels each
+    gets its level (:func:`take_paths`). With ``skip_existing`` a job whose
     outputs all exist is kept but marked ``skipped``. See the module docstring
     for every rule; raises ``PlanError`` (or ``OutputError`` for an output
     extension that is not .wav/.flac).
     """
     if variants < 1:
         raise PlanError(f"variants must be at least 1, got {variants}")
+    check_highs(highs)
     if fmt is not None:
         _check_format(fmt)
     targets = _plan_targets([Path(p) for p in inputs], None if output is None else Path(output), fmt)
@@ -211,7 +243,7 @@ def plan_jobs(
     for src, out in targets:
         key = src.resolve()
         if key not in by_src:  # the same file given twice (or inside a given folder): once
-            by_src[key] = Job(src, variant_paths(out, variants))
+            by_src[key] = Job(src, take_paths(out, variants, highs))
     jobs = sorted(by_src.values(), key=lambda j: str(j.src))
     _check_conflicts(jobs)
     if skip_existing:

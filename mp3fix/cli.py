@@ -330,12 +330,14 @@ def restore(
                      show_default=False),
     ] = None,
     highs: Annotated[
-        float,
+        list[float] | None,
         typer.Option("--highs", min=-40.0, max=12.0, metavar="DB",
                      help="The restored highs this many dB louder, or quieter if negative, than the model's "
                      "choice: e.g. -12 for a dark or band-limited recording that comes out too bright. "
-                     "The MP3's own band is never changed."),
-    ] = 0.0,
+                     "The MP3's own band is never changed. Given more than once (--highs -12 --highs -6 "
+                     "--highs 0), each file is written at every level to listen and choose, named "
+                     "[bold]NAME.highs-12.wav[/] ... \\[default: 0]", show_default=False),
+    ] = None,
     keep_mp3_band: Annotated[
         bool, typer.Option("--keep-mp3-band", help=(
             "Leave every bin under the cutoff as the MP3 has it, and restore the band above from it as it is: "
@@ -359,7 +361,8 @@ def restore(
             _fail("use either --skip-existing or --overwrite, not both")
         from mp3fix import audio
 
-        jobs = plan_jobs(inputs, output, fmt.value if fmt else None, variants, skip_existing)
+        levels = tuple(highs) if highs else (0.0,)
+        jobs = plan_jobs(inputs, output, fmt.value if fmt else None, variants, skip_existing, levels)
         depth = bit_depth.value if bit_depth else None
         for job in jobs:  # the format and bit depth are checked before any work
             for o in job.outputs:
@@ -375,7 +378,7 @@ def restore(
                                    phase_iters=phase_iters, chunk_batch=chunk_batch, seed=seed, bit_depth=depth,
                                    overwrite=overwrite, pipeline=n_jobs == 1, guard=not ignore_bitrate,
                                    source_band_hz=source_band, hole_fill=not keep_mp3_band,
-                                   highs_db=highs)
+                                   highs=levels)
 
         def notice(message: str) -> None:
             if not quiet:

@@ -73,15 +73,16 @@ class RestoreSettings:
     source_band_hz: float | None = None
     # fill the encoder's dropouts under the cutoff where the model's sidecar asks for it
     hole_fill: bool = True
-    # the restored band this many dB louder (negative: quieter) than the model chose
-    highs_db: float = 0.0
+    # the restored band this many dB louder (negative: quieter) than the model chose; with
+    # several levels, each file is written once per level (the job's outputs, level by level)
+    highs: tuple[float, ...] = (0.0,)
 
     def restorer(self) -> Restorer:
         from mp3fix.restore import Restorer
 
         return Restorer(self.model, device=self.device, threads=self.threads, phase=self.phase,
                         phase_iters=self.phase_iters, chunk_batch=self.chunk_batch, pipeline=self.pipeline,
-                        hole_fill=self.hole_fill, highs_db=self.highs_db)
+                        hole_fill=self.hole_fill, highs_db=self.highs[0] if len(self.highs) == 1 else 0.0)
 
 
 def restore_job(
@@ -96,7 +97,8 @@ def restore_job(
     try:
         fr = restorer.restore_file(job.src, job.outputs, seed=settings.seed, bit_depth=settings.bit_depth,
                                    on_progress=on_progress, overwrite=settings.overwrite, guard=settings.guard,
-                                   source_band_hz=settings.source_band_hz)
+                                   source_band_hz=settings.source_band_hz,
+                                   highs=settings.highs if len(settings.highs) > 1 else None)
     except (Mp3fixError, OSError) as exc:
         if isinstance(exc, Mp3fixError):
             message = str(exc)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -147,6 +147,12 @@ class _Prepared:
     mid_side: bool = False  # spec holds mid and side, not left and right
 
 
+def software_tag(highs_db: float = 0.0) -> str:
+    """The ``software`` tag of an output: mp3fix and its version, and the
+    ``highs`` level where it is not 0 (so a chosen level can be read back)."""
+    return f"mp3fix {__version__}" + (f" (highs {highs_db:+g} dB)" if highs_db else "")
+
+
 @dataclass
 class FileResult:
     input: Path
@@ -259,10 +265,13 @@ class Restorer:
         return self._submit(chunks, starts, seed, variants, None, own_edge)()
 
     def _submit(self, chunks: list[np.ndarray], starts: list[int], seed: int, variants: int,
-                executor: Executor | None, own_edge: OwnEdge = NOT_TOLD) -> Callable[[], list[np.ndarray]]:
+                executor: Executor | None, own_edge: OwnEdge = NOT_TOLD,
+                highs_db: float | None = None) -> Callable[[], list[np.ndarray]]:
         """:meth:`process_chunks` in two halves: STFT and inputs now, the generator
         call on ``executor`` (here and now when None); the returned function
-        waits for it and does phase and inverse STFT."""
+        waits for it and does phase and inverse STFT. ``highs_db``: as
+        :meth:`restore_stream`'s (None: the restorer's own)."""
+        highs = self.highs_db if highs_db is None else float(highs_db)
         outs: dict[int, np.ndarray] = {}
         todo: list[_Prepared] = []
         for i, (chunk, start) in enumerate(zip(chunks, starts, strict=True)):
@@ -304,7 +313,7 @@ class Restorer:
             restored = out[:, 0, :, : todo[0].spec.shape[-1]]
             rows = variants * todo[0].spec.shape[0]
             for k, prep in enumerate(todo):
-                out_k = self._finish(prep, restored[k * rows : (k + 1) * rows], seed, variants)
+                out_k = self._finish(prep, restored[k * rows : (k + 1) * rows], seed, variants, highs)
                 outs[prep.index] = from_mid_side(out_k) if prep.mid_side else out_k
             return [outs[i] for i in range(len(chunks))]
 
@@ -405,13 +414,15 @@ class Restorer:
         return np.concatenate([draw_z(seed, v, 0 if shared else ch, first_frame, frames, 1, self.config.n_bins,
                                       NOISE_PHASE) for v in range(variants) for ch in range(c)])
 
-    def _finish(self, prep: _Prepared, restored: np.ndarray, seed: int, variants: int) -> np.ndarray:
-        """Phase and inverse STFT of one chunk from its rows of generator output."""
+    def _finish(self, prep: _Prepared, restored: np.ndarray, seed: int, variants: int,
+                highs_db: float) -> np.ndarray:
+        """Phase and inverse STFT of one chunk from its rows of generator output, its
+        restored band moved by ``highs_db`` decibels."""
         cfg = self.config
         spec, first_frame = prep.spec, prep.first_frame
         c, frames = spec.shape[0], spec.shape[-1]
         with self._stage("phase"):
-            gain = extension_gain(prep.cutoff, cfg) + self.highs_db / 20.0 * float(np.log(10.0))
+            gain = extension_gain(prep.cutoff, cfg) + highs_db / 20.0 * float(np.log(10.0))
             mp3_low = np.tile(spec[:, : cfg.n_bins], (variants, 1, 1))
             random_phase = self._random_phase(seed, variants, c, first_frame, frames, prep.mid_side)
             if gain:  # on the restored band only: the MP3's own bins keep their level
@@ -435,6 +446,7 @@ class Restorer:
         encoder_band_hz: float | None = None,
         encoder_reach_hz: float | None = None,
         source_band_hz: float | None = None,
+        highs_db: float | None = None,
     ) -> Iterator[np.ndarray]:
         """Restore a stream of (C, n) blocks at the model rate; yields (variants*C, m)
         blocks, variant-major (rows v*C .. v*C+C-1 are variant v).
@@ -448,10 +460,14 @@ class Restorer:
         recording itself ends when the caller knows it (a 22 kHz source, a
         tape, a lossy original; None: not known): nothing is added above it,
         and a chunk whose cliff lies there or higher is left as it is.
+        ``highs_db`` moves the restored band as the restorer's own ``highs_db``
+        does, for this stream only (None: the restorer's own).
         """
         cfg = self.config
         if variants < 1:
             raise ValueError("variants must be at least 1")
+        if highs_db is not None and not np.isfinite(highs_db):
+            raise ValueError(f"highs_db must be a finite number of decibels, got {highs_db!r}")
         if source_band_hz is not None and source_band_hz <= 0:
             raise ValueError("source_band_hz must be positive")
         own_edge = OwnEdge.for_band(encoder_band_hz, encoder_reach_hz, cfg.sample_rate, cfg.n_fft, source_band_hz)
@@ -461,14 +477,14 @@ class Restorer:
                 yield np.tile(b, (variants, 1))
 
         def process(chunk: np.ndarray, start: int) -> np.ndarray:
-            return self.process_chunk(chunk, start, seed, variants, own_edge)
+            return self._submit([chunk], [start], seed, variants, None, own_edge, highs_db)()[0]
 
         # One worker: the generator call of one group runs while this thread
         # reads, cuts and transforms the next and finishes the previous one.
         with ThreadPoolExecutor(1, "mp3fix-model") if self.pipeline else nullcontext() as pool:
 
             def submit(chunks: list[np.ndarray], starts: list[int]) -> Callable[[], list[np.ndarray]]:
-                return self._submit(chunks, starts, seed, variants, pool, own_edge)
+                return self._submit(chunks, starts, seed, variants, pool, own_edge, highs_db)
 
             for out in stream_overlap_add(process, tiled(), cfg.segment, cfg.overlap, cfg.context,
                                           batch=self.chunk_batch, submit=submit):
@@ -516,8 +532,16 @@ class Restorer:
         overwrite: bool = False,
         guard: bool = True,
         source_band_hz: float | None = None,
+        highs: Sequence[float] | None = None,
     ) -> FileResult:
         """Decode ``src``, restore one variant per entry of ``outputs``, write them.
+
+        ``highs``: several levels of the restored band (decibels, as
+        ``highs_db``) to write side by side, for a listener to choose from; the
+        file is then restored once per level, and ``outputs`` holds, level by
+        level, one path per variant (``len(outputs)`` a multiple of
+        ``len(highs)``). Each level's outputs are exactly what a restorer with
+        that ``highs_db`` writes. None: the restorer's own ``highs_db``.
 
         ``guard``: leave passages alone whose cliff the file's bitrate says is the
         recording's own edge (:class:`OwnEdge`); False restores
@@ -535,6 +559,11 @@ class Restorer:
         src = Path(src)
         if not outputs:
             raise ValueError("restore_file needs at least one output path")
+        levels: list[float | None] = [None] if highs is None else [float(h) for h in highs]
+        if not levels or len(outputs) % len(levels):
+            raise ValueError(f"{len(outputs)} outputs cannot be shared out among {len(levels)} highs levels")
+        if any(h is not None and not np.isfinite(h) for h in levels):
+            raise ValueError(f"highs must be finite numbers of decibels, got {highs!r}")
         for out in outputs:
             audio.output_subtype(out, bit_depth)  # check the format before any work
             if out.resolve() == src.resolve():
@@ -543,7 +572,8 @@ class Restorer:
                 raise audio.OutputError(f"{out}: already exists (use --overwrite)")
         info = audio.probe(src)
         c = info.out_channels
-        total = int(round((info.duration or 0.0) * self.sample_rate))
+        # a progress total of every pass: the file is restored once per level
+        total = int(round((info.duration or 0.0) * self.sample_rate)) * len(levels)
         done = 0
 
         def progress(n: int) -> None:
@@ -552,22 +582,30 @@ class Restorer:
             if on_progress is not None:
                 on_progress(done, max(total, done))
 
-        variants = len(outputs)
+        variants = len(outputs) // len(levels)
         # the input's tags (title, artist, album, ...) go with it, and the output says what made it
-        tags = {**audio.read_tags(src), "software": f"mp3fix {__version__}"}
-        writers = [audio.AudioWriter(o, self.sample_rate, c, bit_depth, tags) for o in outputs]
+        tags = audio.read_tags(src)
+        writers = [audio.AudioWriter(o, self.sample_rate, c, bit_depth,
+                                     {**tags, "software": software_tag(self.highs_db if level is None else level)})
+                   for k, level in enumerate(levels) for o in outputs[k * variants : (k + 1) * variants]]
         entered: list[audio.AudioWriter] = []
         try:
             for w in writers:
                 entered.append(w.__enter__())
-            blocks = self._timed("decode", audio.decode_blocks(info, self.sample_rate))
-            own_edge_before = self.own_edge_chunks
             band = info.encoder_band_hz if guard else None
             reach = info.encoder_reach_hz if guard else None
-            for out in self.restore_stream(blocks, seed, variants, progress, band, reach, source_band_hz):
-                with self._stage("write"):
-                    for v, w in enumerate(writers):
-                        w.write(out[v * c : (v + 1) * c])
+            own_edge_before = self.own_edge_chunks
+            own_edge_found = 0
+            for k, level in enumerate(levels):
+                blocks = self._timed("decode", audio.decode_blocks(info, self.sample_rate))
+                level_writers = writers[k * variants : (k + 1) * variants]
+                for out in self.restore_stream(blocks, seed, variants, progress, band, reach, source_band_hz,
+                                               level):
+                    with self._stage("write"):
+                        for v, w in enumerate(level_writers):
+                            w.write(out[v * c : (v + 1) * c])
+                if k == 0:  # every level's pass leaves the same passages alone: count them once
+                    own_edge_found = self.own_edge_chunks - own_edge_before
         except BaseException as exc:
             for w in reversed(entered):
                 w.__exit__(type(exc), exc, None)
@@ -575,10 +613,10 @@ class Restorer:
         for w in reversed(entered):
             w.__exit__(None, None, None)
         notes = []
-        if self.own_edge_chunks > own_edge_before and band:
+        if own_edge_found and band:
             notes.append(f"the recording itself ends below the {band / 1000:.1f} kHz "
                          f"a {info.bitrate_kbps} kbit/s MP3 keeps: "
-                         f"{self.own_edge_chunks - own_edge_before} passage(s) left as they are "
+                         f"{own_edge_found} passage(s) left as they are "
                          "(--ignore-bitrate restores them)")
         if info.downmixed:
             notes.append(f"{info.channels} channels downmixed to stereo")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mp3fix.batch import PlanError, find_audio_files, plan_jobs, variant_paths
+from mp3fix.batch import PlanError, find_audio_files, highs_label, plan_jobs, take_paths, variant_paths
 from mp3fix.errors import Mp3fixError, OutputError
 
 
@@ -88,6 +88,26 @@ def test_variant_naming(tmp_path: Path) -> None:
         tmp_path / "x.v1.flac", tmp_path / "x.v2.flac",
     ]]
     assert variant_paths(tmp_path / "a.wav", 1) == [tmp_path / "a.wav"]
+
+
+def test_highs_levels_name_every_output_level_by_level(tmp_path: Path) -> None:
+    song = tmp_path / "song.mp3"
+    touch(song)
+    assert outputs(plan_jobs([song], None, None, 1, False, (-12.0, 0.0, 6.0))) == [[
+        tmp_path / "song.restored.highs-12.wav", tmp_path / "song.restored.highs0.wav",
+        tmp_path / "song.restored.highs+6.wav",
+    ]]
+    assert outputs(plan_jobs([song], tmp_path / "x.flac", None, 2, False, (-6.0, -4.5))) == [[
+        tmp_path / "x.v1.highs-6.flac", tmp_path / "x.v2.highs-6.flac",
+        tmp_path / "x.v1.highs-4.5.flac", tmp_path / "x.v2.highs-4.5.flac",
+    ]]
+    # one level keeps the plain name, whatever it is
+    assert take_paths(tmp_path / "a.wav", 1, (-12.0,)) == [tmp_path / "a.wav"]
+    assert [highs_label(d) for d in (-12.0, 0.0, -0.0, 6.0, 2.5)] == ["-12", "0", "0", "+6", "+2.5"]
+    with pytest.raises(PlanError, match="-6 given twice"):
+        plan_jobs([song], None, None, 1, False, (-6.0, 0.0, -6.0))
+    with pytest.raises(PlanError, match="0 given twice"):
+        plan_jobs([song], None, None, 1, False, (0.0, -0.0))
 
 
 def test_variants_below_one_is_an_error(tmp_path: Path) -> None:

@@ -453,6 +453,25 @@ def test_highs_turns_the_restored_band_down(tmp_path, stereo_mp3: Path, fill_mod
     assert not (tmp_path / "x.wav").exists()
 
 
+def test_several_highs_levels_write_one_file_each(tmp_path, stereo_mp3: Path, fill_model: Path) -> None:
+    from mp3fix import audio
+    from tests.helpers import stft_mag
+
+    result = run("restore", stereo_mp3, "-o", tmp_path / "out.wav", "--model", fill_model, "-q",
+                 "--highs", -20, "--highs", 0)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.glob("out*")) == ["out.highs-20.wav", "out.highs0.wav"]
+    d, _ = audio.decode(tmp_path / "out.highs-20.wav", 44100)
+    f, _ = audio.decode(tmp_path / "out.highs0.wav", 44100)
+    top = slice(int(8000 / 44100 * 1024), 500)
+    ratio = stft_mag(d)[..., top, 8:-8].mean() / stft_mag(f)[..., top, 8:-8].mean()
+    assert 0.07 < ratio < 0.13  # -20 dB
+    twice = run("restore", stereo_mp3, "-o", tmp_path / "y.wav", "--model", fill_model, "--highs", -6,
+                "--highs", -6)
+    assert twice.exit_code == 1 and "given twice" in twice.output and "Traceback" not in twice.output
+    assert not list(tmp_path.glob("y*"))
+
+
 def test_the_inputs_tags_go_to_every_output(tmp_path, lowpass_wav: Path, fill_model: Path) -> None:
     from tests.conftest import encode_mp3
 

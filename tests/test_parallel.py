@@ -79,6 +79,22 @@ def test_pool_restores_every_job_like_one_process(tmp_path: Path) -> None:
     assert not jobs[1].outputs[0].exists()
 
 
+def test_a_worker_writes_every_highs_level(tmp_path: Path) -> None:
+    jobs = _jobs(tmp_path, 2, 0.4)
+    for i, job in enumerate(jobs):
+        job.outputs = [tmp_path / "out" / f"in{i}.highs-6.wav", tmp_path / "out" / f"in{i}.highs0.wav"]
+    settings = RestoreSettings(model=FILL_MODEL, device="cpu", seed=4, highs=(-6.0, 0.0))
+    with closing(run_parallel(jobs, settings, workers=2)) as finished:
+        got = dict(finished)
+    assert sorted(got) == [0, 1] and all(r.status == "ok" for r in got.values())
+    for job in jobs:
+        x = sf.read(str(job.src), dtype="float32")[0].T
+        for out, level in zip(job.outputs, (-6.0, 0.0), strict=True):
+            one_level = RestoreSettings(model=FILL_MODEL, device="cpu", seed=4, highs=(level,)).restorer()
+            (expected,) = one_level.restore(x, 44100, seed=4)
+            np.testing.assert_array_equal(sf.read(str(out), dtype="float32")[0].T, expected)
+
+
 def test_model_problems_are_found_before_any_worker_starts(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="not found"):
         run_parallel(_jobs(tmp_path, 2, 0.1), RestoreSettings(model=tmp_path / "none.onnx"), workers=2)

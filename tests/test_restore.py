@@ -531,6 +531,30 @@ def test_restore_file_writes_variants(fill: Restorer, stereo_wav: tuple[np.ndarr
     assert all(b[0] > a[0] for a, b in zip(calls, calls[1:], strict=False))
 
 
+def test_restore_file_writes_each_highs_level_as_that_level_alone(fill: Restorer, stereo_wav: tuple[np.ndarray, Path],
+                                                                  tmp_path: Path) -> None:
+    x, src = stereo_wav
+    levels = (-12.0, 0.0, 6.0)
+    outs = [tmp_path / f"h{k}v{v}.wav" for k in range(3) for v in range(2)]  # level by level
+    calls: list[tuple[int, int]] = []
+    fill.restore_file(src, outs, seed=5, highs=levels, on_progress=lambda d, t: calls.append((d, t)))
+    for k, level in enumerate(levels):
+        expected = Restorer(FILL_MODEL, device="cpu", threads=1, highs_db=level).restore(x, SR, seed=5, variants=2)
+        for v in range(2):
+            y = sf.read(str(outs[2 * k + v]), dtype="float32")[0].T
+            np.testing.assert_array_equal(y, expected[v])
+            with sf.SoundFile(str(outs[2 * k + v])) as f:
+                software = f.copy_metadata()["software"]
+            assert ("highs" in software) == (level != 0) and (f"{level:+g} dB" in software or level == 0)
+    # one progress bar over every pass
+    assert calls[-1] == (3 * x.shape[1], 3 * x.shape[1])
+    with pytest.raises(ValueError, match="highs levels"):
+        fill.restore_file(src, [tmp_path / "a.wav", tmp_path / "b.wav", tmp_path / "c.wav"], highs=(-6.0, 0.0))
+    with pytest.raises(ValueError, match="finite"):
+        fill.restore_file(src, [tmp_path / "a.wav"], highs=(float("nan"),))
+    assert not (tmp_path / "a.wav").exists()
+
+
 def test_restore_file_mono_stays_mono(fill: Restorer, tmp_path: Path) -> None:
     x = faded_lowpass(30000, channels=1, seed=2)
     src = write_wav(tmp_path / "mono.wav", x, SR)
