@@ -306,3 +306,28 @@ def test_highs_picks_the_best_level_per_file_and_counts_the_cases_below_the_mp3(
     assert s["below"] == 1 and s["visqol"] == pytest.approx(3.1)
     assert s["margin"] == pytest.approx(0.1) and s["se"] == pytest.approx(0.4)  # tracks +0.5 and -0.3
     assert summary([row("a", 0, 16, 2.95)])["below"] == 0  # 0.05 under the MP3: not "below"
+
+
+def test_variant_levels_measures_the_spread_in_level_between_variants() -> None:
+    """benchmarks/variant_levels.py: variants 6 dB apart throughout spread by
+    their standard deviation in the whole-excerpt and per-frame figures; level
+    swaps between frames that keep the whole the same spread per frame only;
+    frames silent in every variant are left out."""
+    from variant_levels import band_levels, spreads
+
+    frames = 20
+    base = np.full(frames, -30.0)
+    apart = np.stack([base, base + 6.0])
+    total, per_frame = spreads(apart)
+    assert total == pytest.approx(3.0, abs=1e-6) and per_frame == pytest.approx(3.0, abs=1e-6)
+    swing = np.where(np.arange(frames) % 2 == 0, -24.0, -36.0)
+    swapped = np.stack([swing, swing[::-1]])  # louder in alternate frames, the same on the whole
+    total, per_frame = spreads(swapped)
+    assert total == pytest.approx(0.0, abs=1e-6) and per_frame == pytest.approx(6.0, abs=1e-6)
+    silent = np.concatenate([apart, np.full((2, 5), -100.0)], axis=1)
+    assert spreads(silent)[1] == pytest.approx(3.0, abs=1e-6)
+    # band_levels: mean power above the cut bin of the mono mix, in dB
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, SR)).astype(np.float32)
+    lv = band_levels([x, 0.5 * x], 100)
+    np.testing.assert_allclose(lv[0] - lv[1], 20 * np.log10(2), atol=1e-3)
