@@ -9,8 +9,9 @@ of the restored band, and one level chosen per file.
 Each file is a ``quality.py --json`` run, which records its ``--highs`` (the
 same tracks, excerpts and bitrates in every file; the first is the default). Prints, per level and
 bitrate: mp3fix's ViSQOL, its margin over band copy (per track, standard
-error over tracks), its LSD and the cases (excerpt x bitrate) more than 0.1
-ViSQOL below the MP3. The last row takes, for each file (track and bitrate),
+error over tracks), its LSD, the cases (excerpt x bitrate) more than 0.1
+ViSQOL below the MP3, and the files (track x bitrate, what a user restores)
+whose mean over their excerpts is more than 0.1 below the MP3's. The last row takes, for each file (track and bitrate),
 the level that scores best on that file's excerpts: an upper bound on what
 choosing by ear can give, since it is chosen with the original in hand.
 Model card item 22.
@@ -47,17 +48,23 @@ def per_file_best(runs: dict[str, dict[Key, dict]]) -> dict[tuple[str, int], str
 
 def summary(rows: list[dict]) -> dict[str, float]:
     """mp3fix's mean ViSQOL and LSD, its margin over band copy per track (mean,
-    standard error) and the cases more than ``BELOW`` under the MP3."""
+    standard error), the cases more than ``BELOW`` under the MP3 and the files
+    (track, bitrate) whose mean over their excerpts is."""
     per: dict[str, list[float]] = defaultdict(list)
     for r in rows:
         per[r["track"]].append(r["visqol"]["mp3fix"] - r["visqol"]["band copy"])
     d = np.array([np.mean(v) for v in per.values()])
+    by_file: dict[tuple[str, int], list[float]] = defaultdict(list)
+    for r in rows:
+        by_file[(r["track"], r["kbps"])].append(r["visqol"]["mp3fix"] - r["visqol"]["mp3"])
     return {
         "visqol": float(np.mean([r["visqol"]["mp3fix"] for r in rows])),
         "lsd": float(np.mean([r["lsd"]["mp3fix"] for r in rows])),
         "margin": float(d.mean()),
         "se": float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan"),
         "below": sum(r["visqol"]["mp3fix"] < r["visqol"]["mp3"] - BELOW for r in rows),
+        "files_below": sum(float(np.mean(v)) < -BELOW for v in by_file.values()),
+        "files": len(by_file),
     }
 
 
@@ -76,13 +83,14 @@ def main() -> None:
         raise SystemExit("the runs do not hold the same tracks, excerpts and bitrates")
     best = per_file_best(runs)
     chosen = {k: runs[best[(k[0], k[2])]][k] for k in keys}
-    print("| --highs | kbit/s | ViSQOL | over band copy (se) | LSD dB | cases > 0.1 below the MP3 |")
-    print("|---|---|---|---|---|---|")
+    print("| --highs | kbit/s | ViSQOL | over band copy (se) | LSD dB | cases > 0.1 below the MP3 "
+          "| files > 0.1 below the MP3 |")
+    print("|---|---|---|---|---|---|---|")
     for name, table in [*runs.items(), ("best per file", chosen)]:
         for kb in sorted({k[2] for k in keys}):
             s = summary([table[k] for k in sorted(keys) if k[2] == kb])
             print(f"| {name} | {kb} | {s['visqol']:.3f} | {s['margin']:+.3f} ({s['se']:.3f}) | {s['lsd']:.2f} "
-                  f"| {s['below']} |")
+                  f"| {s['below']} | {s['files_below']} of {s['files']} |")
     print("\nchosen per file (where not the first level):")
     for (track, kb), db in sorted(best.items()):
         if db != next(iter(runs)):

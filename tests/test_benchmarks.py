@@ -306,6 +306,8 @@ def test_highs_picks_the_best_level_per_file_and_counts_the_cases_below_the_mp3(
     assert s["below"] == 1 and s["visqol"] == pytest.approx(3.1)
     assert s["margin"] == pytest.approx(0.1) and s["se"] == pytest.approx(0.4)  # tracks +0.5 and -0.3
     assert summary([row("a", 0, 16, 2.95)])["below"] == 0  # 0.05 under the MP3: not "below"
+    # files: b at 16 is 0.3 under the MP3 on its mean (one excerpt 1.0 under, one 0.4 over)
+    assert (s["files_below"], s["files"]) == (1, 2)
 
 
 def test_variant_levels_measures_the_spread_in_level_between_variants() -> None:
