@@ -554,7 +554,7 @@ class Restorer:
         ever read. The input's tags that a WAV or FLAC can hold (title, artist,
         album, date, track number, genre, comment, copyright, license:
         :func:`audio.read_tags`) are copied to each output, whose ``software``
-        tag names mp3fix and its version.
+        tag names mp3fix, its version and the highs level (:func:`software_tag`).
         """
         src = Path(src)
         if not outputs:
