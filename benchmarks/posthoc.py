@@ -8,6 +8,9 @@ Each excerpt is encoded and decoded as in ``quality.py`` and restored (seed 0)
 once as shipped and once per change:
 - ``shelf:HZ:DB``: DB decibels added to the restored band above HZ (a 500 Hz
   ramp centred on HZ), after the model and its calibration;
+- ``tilt:DB``: DB decibels per octave above the cutoff added to the restored
+  band (negative: darker the higher it goes; a listener's alternative to the
+  flat ``restore --highs``);
 - ``z:S``: the model's noise z scaled by S (0: no noise; "truncation");
 - ``hybrid:HZ``: the restoration below HZ, band copy (``baselines.py``) above
   (in the STFT), which shows in which band ViSQOL tells the two apart;
@@ -97,11 +100,11 @@ SELF_CAL_CENTRE = ([3785.0, 5727.0, 11132.0], [5.5, -0.8, -0.6])
 
 def parse_change(spec: str) -> tuple[str, list[float]]:
     kind, *args = spec.split(":")
-    want = {"shelf": 2, "z": 1, "hybrid": 1, "source": 1, "keep": 1, "fill": 2, "phase": 1, "zlink": 1,
+    want = {"shelf": 2, "tilt": 1, "z": 1, "hybrid": 1, "source": 1, "keep": 1, "fill": 2, "phase": 1, "zlink": 1,
             "copyfill": 2, "fillcap": 1, "fillleft": 1, "midfill": 1,
             "candidate": 1, "selfcal": 2, "stereo": 1, "gain": 1, "level": 1, "fillgain": 1, "slopecap": 3}
     if kind not in want or len(args) != want[kind]:
-        raise SystemExit(f"bad --change {spec!r}: shelf:HZ:DB, z:SCALE, hybrid:HZ, source:HZ, keep:RATIO, "
+        raise SystemExit(f"bad --change {spec!r}: shelf:HZ:DB, tilt:DB, z:SCALE, hybrid:HZ, source:HZ, keep:RATIO, "
                          "fill:BINS:DB, copyfill:BINS:DB, fillcap:F, fillleft:B, phase:N, zlink:1, midfill:1 "
                          "candidate:1, selfcal:BETA:CUTONLY, stereo:0|1|2, gain:DB, level:DB, fillgain:DB "
                          "or slopecap:MARGIN:OCTAVES:BANDS")
@@ -116,6 +119,7 @@ class Changed:
         self.table = restore_module.normal_table().copy()
         self.z_scale = 1.0
         self.shelf: tuple[float, float] | None = None
+        self.tilt: float | None = None
         restore_module.normal_table = lambda: self.table * np.float32(self.z_scale)
         self.r = restore_module.Restorer(model, device="cpu", threads=1, hole_fill=hole_fill)
         self.mid_side = self.r.mid_side  # as shipped
@@ -132,6 +136,9 @@ class Changed:
                 hz, db = self.shelf
                 ramp = np.clip((bins - hz / SR * self.r.config.n_fft) / 12 + 0.5, 0, 1)
                 restored = restored + (prep.mask1 * ramp * db / 20 * np.log(10))[:, None].astype(np.float32)
+            if self.tilt is not None:
+                octaves = np.log2(np.maximum(bins, 1.0) / max(prep.cutoff, 1)).clip(0.0, None)
+                restored = restored + (prep.mask1 * octaves * self.tilt / 20 * np.log(10))[:, None].astype(np.float32)
             if self.slopecap is not None:
                 restored = restored + slope_cap(prep, restored, self.r.config, self.prefill.get(prep.first_frame),
                                                 *self.slopecap)[:, None]
@@ -262,6 +269,7 @@ class Changed:
 
     def __call__(self, x: np.ndarray, kind: str = "", args: list[float] | None = None) -> np.ndarray:
         self.z_scale, self.shelf, self.keep = 1.0, None, None
+        self.tilt = args[0] if kind == "tilt" else None
         cfg = self.r.config
         cfg.hole_fill_bins, cfg.hole_fill_db, cfg.hole_fill_hz = self.shipped_fill
         self.r.hole_fill = self.hole_fill

@@ -94,7 +94,8 @@ def test_band_level_oracles_match_the_original_level_at_their_time_scale(pair) -
 
 def test_posthoc_changes_touch_only_what_they_name(pair, monkeypatch: pytest.MonkeyPatch) -> None:
     """benchmarks/posthoc.py: a shelf moves the restored band above its
-    frequency by its gain and nothing below; z scaled by 1 is the shipped
+    frequency by its gain and nothing below; a tilt moves it by its gain per
+    octave above the cutoff; z scaled by 1 is the shipped
     restoration and z scaled by 0 differs from it; a hybrid is the restoration
     below its split and band copy above; keeping the MP3's louder bins keeps
     all of them at ratio 0 and none at a huge one; a source band keeps what
@@ -129,6 +130,11 @@ def test_posthoc_changes_touch_only_what_they_name(pair, monkeypatch: pytest.Mon
     db = 20 * np.log10(b[..., top, :].mean() / a[..., top, :].mean())
     assert -13.0 < db < -11.0
     assert abs(20 * np.log10(b[..., mid, :].mean() / a[..., mid, :].mean())) < 0.5
+    # a tilt of -6 dB per octave: about -6 dB one octave above the 6 kHz cutoff, about 0 just above it
+    tilted = stft_mag(run(dec, "tilt", [-6.0]))[..., 4:-4]
+    octave, near = slice(int(11500 / (SR / 1024)), int(12500 / (SR / 1024))), slice(CUT_BIN + 6, CUT_BIN + 12)
+    assert -7.0 < 20 * np.log10(tilted[..., octave, :].mean() / a[..., octave, :].mean()) < -5.0
+    assert -1.5 < 20 * np.log10(tilted[..., near, :].mean() / a[..., near, :].mean()) <= 0.0
     hybrid = run(dec, "hybrid", [9000.0])
     below, above = slice(0, int(8500 / (SR / 1024))), slice(int(9500 / (SR / 1024)), 500)
     h, bc = stft_mag(hybrid)[..., 4:-4], stft_mag(band_copy(dec))[..., 4:-4]
