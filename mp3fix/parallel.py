@@ -82,7 +82,7 @@ class RestoreSettings:
 
         return Restorer(self.model, device=self.device, threads=self.threads, phase=self.phase,
                         phase_iters=self.phase_iters, chunk_batch=self.chunk_batch, pipeline=self.pipeline,
-                        hole_fill=self.hole_fill, highs_db=self.highs[0] if len(self.highs) == 1 else 0.0)
+                        hole_fill=self.hole_fill)
 
 
 def restore_job(
@@ -98,7 +98,7 @@ def restore_job(
         fr = restorer.restore_file(job.src, job.outputs, seed=settings.seed, bit_depth=settings.bit_depth,
                                    on_progress=on_progress, overwrite=settings.overwrite, guard=settings.guard,
                                    source_band_hz=settings.source_band_hz,
-                                   highs=settings.highs if len(settings.highs) > 1 else None)
+                                   highs=settings.highs)
     except (Mp3fixError, OSError) as exc:
         if isinstance(exc, Mp3fixError):
             message = str(exc)

@@ -17,6 +17,7 @@ import soundfile as sf
 from mp3fix.batch import Job
 from mp3fix.errors import ModelError
 from mp3fix.parallel import RestoreSettings, oversubscription_warning, restore_job, run_parallel, threads_per_job
+from mp3fix.restore import Restorer
 from tests.helpers import FILL_MODEL, lowpass_noise, write_wav
 
 
@@ -90,7 +91,7 @@ def test_a_worker_writes_every_highs_level(tmp_path: Path) -> None:
     for job in jobs:
         x = sf.read(str(job.src), dtype="float32")[0].T
         for out, level in zip(job.outputs, (-6.0, 0.0), strict=True):
-            one_level = RestoreSettings(model=FILL_MODEL, device="cpu", seed=4, highs=(level,)).restorer()
+            one_level = Restorer(FILL_MODEL, device="cpu", threads=1, highs_db=level)
             (expected,) = one_level.restore(x, 44100, seed=4)
             np.testing.assert_array_equal(sf.read(str(out), dtype="float32")[0].T, expected)
 
