@@ -38,6 +38,12 @@ class ModelConfig:
     mask_ramp_bins: int = 8
     z_channels: int = 2
     z_bins: int = 512  # rows of z per channel: n_bins for a U-Net, one per band for a band generator
+    # The last ``z_global_channels`` of z hold one value for the whole file
+    # (``restore.global_z``: 0 for the first variant, N(0, 1) for the others),
+    # not new noise per band and frame: a generator trained on them
+    # (``train.py --level-z``) puts its doubt about the overall level of the
+    # highs there, so that variants differ in brightness. 0: none.
+    z_global_channels: int = 0
     time_multiple: int = 32
     segment_frames: int = 768
     overlap_frames: int = 16
@@ -162,6 +168,9 @@ def load_config(onnx_path: Path, verify: bool = True) -> ModelConfig:
         cfg = ModelConfig.from_dict(json.loads(sidecar.read_text()))
     except (ValueError, TypeError) as exc:
         raise ModelError(f"model sidecar {sidecar} is not valid: {exc}") from exc
+    if not 0 <= cfg.z_global_channels <= cfg.z_channels:
+        raise ModelError(f"model sidecar {sidecar} is not valid: z_global_channels {cfg.z_global_channels} "
+                         f"is not between 0 and z_channels {cfg.z_channels}")
     if verify and cfg.sha256 and sha256_of(onnx_path) != cfg.sha256:
         raise ModelError(f"model {onnx_path} does not match the checksum in its sidecar")
     return cfg

@@ -54,6 +54,7 @@ DEFAULT_CHUNK_BATCH = 1
 
 NOISE_Z = 0
 NOISE_PHASE = 1
+NOISE_GLOBAL = 2
 
 
 @functools.cache
@@ -92,6 +93,19 @@ def draw_z(seed: int, variant: int, channel: int, first_frame: int, frames: int,
         hi = min(first_frame + frames, (b + 1) * Z_BLOCK)
         out[:, :, lo - first_frame : hi - first_frame] = block[:, :, lo - b * Z_BLOCK : hi - b * Z_BLOCK]
     return out
+
+
+def global_z(seed: int, variant: int, channels: int) -> np.ndarray:
+    """(channels,) the file-wide z of ``ModelConfig.z_global_channels`` for one
+    variant: 0, the median, for the first (variant 0), so that a single
+    restoration is the generator's middle answer; N(0, 1) draws from (seed,
+    variant) for the others. The same for every channel of the audio (a
+    variant brighter on the left than the right would move the stereo image)
+    and for every chunk."""
+    if variant == 0:
+        return np.zeros(channels, np.float32)
+    rng = np.random.default_rng([seed & 0xFFFFFFFF, variant, NOISE_GLOBAL])
+    return normal_table()[rng.integers(0, 65536, channels, dtype=np.uint16)]
 
 
 @dataclass(frozen=True)
@@ -354,6 +368,9 @@ class Restorer:
                 for ch in range(c):
                     draw_z(seed, v, 0 if mid_side else ch, first_frame, frames, cfg.z_channels, cfg.z_bins,
                            out=z[v * c + ch, :, :, :frames])
+                if cfg.z_global_channels:
+                    z[v * c : (v + 1) * c, cfg.z_channels - cfg.z_global_channels :] = \
+                        global_z(seed, v, cfg.z_global_channels)[None, :, None, None]
         prep = _Prepared(spec, cutoff, mask1, first_frame, n, (lm, z), top=own_edge.given, mid_side=mid_side)
         prep.fill = hole_fill_bins(cutoff, cfg) if self.hole_fill else 0
         if not prep.fill:  # else on the generator's thread, after the filling pass (``_inputs``)

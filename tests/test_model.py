@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mp3fix.errors import ModelError
 from mp3fix.model import ModelConfig, extension_gain, fill_holes, hole_fill_bins, load_config
 from tests.helpers import FILL_MODEL
 
@@ -76,3 +77,19 @@ def test_sidecar_without_calibration_loads_with_none(tmp_path: Path) -> None:
     sidecar["extension_gain_db"] = [[8000, 0], [10000, -2.5]]
     (tmp_path / "m.onnx.json").write_text(json.dumps(sidecar))
     assert load_config(onnx).extension_gain_db == [[8000, 0], [10000, -2.5]]
+
+
+def test_sidecar_with_more_global_z_channels_than_z_channels_is_refused(tmp_path: Path) -> None:
+    onnx = tmp_path / "m.onnx"
+    shutil.copy(FILL_MODEL, onnx)
+    sidecar = json.loads(Path(str(FILL_MODEL) + ".json").read_text())
+    sidecar["sha256"] = ""
+    assert load_config(FILL_MODEL).z_global_channels == 0  # older sidecars: none
+    for n, ok in [(1, True), (2, True), (3, False), (-1, False)]:
+        sidecar["z_global_channels"] = n
+        (tmp_path / "m.onnx.json").write_text(json.dumps(sidecar))
+        if ok:
+            assert load_config(onnx).z_global_channels == n
+        else:
+            with pytest.raises(ModelError, match="z_global_channels"):
+                load_config(onnx)

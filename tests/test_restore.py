@@ -17,7 +17,7 @@ from scipy.signal.windows import tukey
 
 from mp3fix import audio, restore
 from mp3fix.errors import DecodeError, OutputError
-from mp3fix.restore import Z_BLOCK, Restorer, draw_z
+from mp3fix.restore import Z_BLOCK, Restorer, draw_z, global_z
 from mp3fix.runtime import Generator
 from mp3fix.spectral import detect_cutoff, interior_frames
 from tests.helpers import (
@@ -502,6 +502,47 @@ def test_draw_z_depends_on_seed_variant_channel() -> None:
     z = draw_z(0, 0, 0, 0, 2 * Z_BLOCK, 2, 8)
     assert not np.allclose(z[..., :Z_BLOCK], z[..., Z_BLOCK:])
     assert abs(float(z.mean())) < 0.1 and abs(float(z.std()) - 1) < 0.1
+
+
+def test_global_z_is_the_median_for_the_first_variant_and_drawn_for_the_others() -> None:
+    np.testing.assert_array_equal(global_z(5, 0, 1), [0.0])
+    drawn = np.array([global_z(s, v, 1)[0] for s in range(200) for v in (1, 2)])
+    assert abs(drawn.mean()) < 0.15 and abs(drawn.std() - 1) < 0.15
+    assert global_z(5, 1, 1)[0] != global_z(5, 2, 1)[0] != global_z(6, 2, 1)[0]
+    np.testing.assert_array_equal(global_z(5, 1, 1), global_z(5, 1, 1))
+
+
+class _RecordingGenerator:
+    """The restorer's generator, recording the z of every call."""
+
+    def __init__(self, inner: Generator) -> None:
+        self.inner, self.z = inner, []
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+    def __call__(self, logmag, mask, z, copied=None):
+        self.z.append(z.copy())
+        return self.inner(logmag, mask, z, copied)
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_global_z_channels_hold_one_value_per_variant_over_the_whole_file(channels: int) -> None:
+    """A model whose sidecar has ``z_global_channels`` 1 gets, in z's last channel,
+    one value per variant in every chunk, band and frame and for every audio
+    channel (0 for the first variant); the other channel stays per-frame noise."""
+    r = Restorer(FILL_MODEL, device="cpu", threads=1)
+    r.config.z_global_channels = 1
+    rec = r.generator = _RecordingGenerator(r.generator)
+    x = faded_lowpass(3 * 32768 + 77, channels=channels, seed=1)
+    r.restore(x, SR, seed=3, variants=3)
+    assert len(rec.z) >= 3  # several chunks
+    for z in rec.z:  # (variants * channels, z_channels, bins, frames)
+        z = z.reshape(3, channels, *z.shape[1:])
+        for v in range(3):
+            np.testing.assert_array_equal(z[v, :, -1], global_z(3, v, 1)[0])
+        assert z[:, :, 0].std() > 0.5
+    assert global_z(3, 1, 1)[0] != 0.0
 
 
 # ---------------------------------------------------------------- restore_file
