@@ -564,6 +564,55 @@ def test_crps_levels_rewards_variants_spread_like_the_original() -> None:
     assert abs(wide - 1.25) < 0.1 and wide > point, wide
 
 
+def test_crps_mean_level_scores_each_crops_overall_level() -> None:
+    analysis = band_matrices(F, CFG.sample_rate, CFG.n_fft, 64)[0]
+    g = torch.Generator().manual_seed(1)
+    n = 256
+    base = torch.zeros((n, 1, F, 32))
+    mask = torch.from_numpy(np.broadcast_to(band_mask(200, F, 8)[None, None, :, None], base.shape).copy())
+    # originals N(0, 1) louder or quieter than the guess, crop by crop: as for
+    # crps_levels, the median scores 0.80 and variants spread like them 0.56
+    target = base + torch.randn((n, 1, 1, 1), generator=g)
+    point = float(losses.crps_mean_level(base, base, target, mask, analysis))
+    spread = float(losses.crps_mean_level(base + torch.randn((n, 1, 1, 1), generator=g),
+                                          base + torch.randn((n, 1, 1, 1), generator=g), target, mask, analysis))
+    assert abs(point - 0.80) < 0.08 and abs(spread - 0.56) < 0.08, (point, spread)
+    # frame-by-frame noise that averages out over a crop does not count as spread
+    jitter = float(losses.crps_mean_level(base + torch.randn(base.shape[:1] + (1, 1, 32), generator=g),
+                                          base + torch.randn(base.shape[:1] + (1, 1, 32), generator=g),
+                                          target, mask, analysis))
+    assert jitter > 0.7, jitter
+    # the offset that moves the target to the output's overall level
+    off = losses.level_offset(base + 0.5, base, mask, analysis)
+    assert torch.allclose(off, torch.full((n,), 0.5), atol=1e-4)
+    # crops with nothing restored count nothing
+    none = torch.zeros_like(mask)
+    assert float(losses.crps_mean_level(base, base, target, none, analysis)) == 0.0
+
+
+def test_level_z_holds_the_last_z_channel_over_each_crop_trains_and_exports(tmp_path: Path, monkeypatch) -> None:
+    x = torch.zeros((4, 1, F, 16))
+    z = train.draw_train_z(x, 2, 1)
+    assert z.shape == (4, 2, F, 16)
+    assert torch.all(z[:, 1] == z[:, 1, :1, :1]) and z[:, 1, 0, 0].std() > 0
+    assert z[:, 0].std() > 0.5 and len(torch.unique(z[0, 0])) > 100
+    data = _tiny_data(tmp_path / "data")
+    run = tmp_path / "run"
+    train.main(["--data", str(data), "--run", str(run), "--batch", "2", "--crop", "32", "--warmup", "100",
+                "--val-every", "2", "--ckpt-every", "2", "--threads", "1", "--arch", "band", "--bands", "32",
+                "--base", "4", "--depth", "2", "--level-z", "1", "--steps", "2"])
+    header, *rows = (run / "log.csv").read_text().splitlines()
+    assert float(rows[-1].split(",")[header.split(",").index("level_z")]) > 0
+    # the exported sidecar tells the runtime to hold that channel over the file
+    models = tmp_path / "models"
+    monkeypatch.setattr(sys, "argv", ["export", "--run", str(run), "--models", str(models), "--name", "lz",
+                                      "--data", str(data)])
+    export.main()
+    from mp3fix.model import load_config
+
+    assert load_config(models / "lz.onnx").z_global_channels == 1
+
+
 def test_training_with_the_crps_term_logs_it(tmp_path: Path) -> None:
     data = _tiny_data(tmp_path / "data")
     run = tmp_path / "run"

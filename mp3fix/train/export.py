@@ -158,6 +158,8 @@ def main() -> None:
         "data": {"hours": data.get("hours"), "pairs": data.get("pairs"), "seed": data.get("seed")},
         "onnx_parity_max_abs": err,
     }
+    # a run trained with --level-z holds z's last channel over each crop: the runtime must too
+    cfg.z_global_channels = 1 if float(cfg.training["args"].get("level_z", 0) or 0) > 0 else 0
     cfg.metrics = json.loads(a.metrics.read_text()) if a.metrics else {}
     cfg.extension_gain_db = parse_points(a.extension_gain_db)
     if a.hole_fill is not None:

@@ -260,6 +260,22 @@ def level_l1(out: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, analys
     return (diff.abs() * w).sum() / w.sum().clamp_min(1.0)
 
 
+def level_offset(out: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, analysis: torch.Tensor) -> torch.Tensor:
+    """(B,) each crop's mean log band level of ``out`` minus ``target``'s over the restored bands.
+
+    ``target + offset * mask`` is the target moved to ``out``'s overall level:
+    compared with it, only the shape of the levels across bands and frames
+    counts, which leaves the overall level to :func:`crps_mean_level` and z.
+    """
+    w = (torch.matmul(analysis, mask) > 0.5).float()
+    return _crop_mean(_band_levels(out, analysis) - _band_levels(target, analysis), w)
+
+
+def _crop_mean(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """(B,1,bands,T) values, (B,1,bands,T) 0/1 weights -> (B,) weighted mean per crop."""
+    return (x * w).sum(dim=(1, 2, 3)) / w.sum(dim=(1, 2, 3)).clamp_min(1.0)
+
+
 def crps_levels(out: torch.Tensor, out2: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
                 analysis: torch.Tensor) -> torch.Tensor:
     """Two-sample CRPS of log band levels over the restored bands: a proper score.
@@ -275,3 +291,22 @@ def crps_levels(out: torch.Tensor, out2: torch.Tensor, target: torch.Tensor, mas
     w = (torch.matmul(analysis, mask) > 0.5).float()
     score = 0.5 * ((a - y).abs() + (b - y).abs()) - 0.5 * (a - b).abs()
     return (score * w).sum() / w.sum().clamp_min(1.0)
+
+
+def crps_mean_level(out: torch.Tensor, out2: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
+                    analysis: torch.Tensor) -> torch.Tensor:
+    """Two-sample CRPS of each crop's *mean* log band level over its restored bands.
+
+    :func:`crps_levels` scores levels band by band and frame by frame, and
+    the differences between two draws of z average out over a crop: variants
+    of a generator trained on it agree on the overall level of the highs to
+    0.04 dB while it is 5-6 dB RMS off the original's (model card item 23).
+    Scored on the crop's mean level, the same proper score is minimised only
+    when that level is spread as widely as the original's is uncertain given
+    the MP3; crops with nothing restored count nothing.
+    """
+    w = (torch.matmul(analysis, mask) > 0.5).float()
+    a, b, y = (_crop_mean(_band_levels(t, analysis), w) for t in (out, out2, target))
+    has = (w.sum(dim=(1, 2, 3)) > 0).float()
+    score = 0.5 * ((a - y).abs() + (b - y).abs()) - 0.5 * (a - b).abs()
+    return (score * has).sum() / has.sum().clamp_min(1.0)

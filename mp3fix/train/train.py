@@ -41,11 +41,13 @@ from mp3fix.spectral import detect_cutoff
 from mp3fix.train.losses import (
     critic_hinge,
     crps_levels,
+    crps_mean_level,
     envelope_loss,
     erb_filterbank,
     feature_matching,
     generator_hinge,
     level_l1,
+    level_offset,
     lsd_db,
     nsim_loss,
     pooled_log_l1,
@@ -175,12 +177,25 @@ def fill_first(G: Generator | BandGenerator, x: torch.Tensor, cut: torch.Tensor,
     return x, copied
 
 
+def draw_train_z(x: torch.Tensor, channels: int, global_channels: int = 0) -> torch.Tensor:
+    """N(0, 1) z shaped like ``x`` with ``channels`` channels; the last
+    ``global_channels`` of them hold one value per crop over all bins and frames
+    (the runtime's ``ModelConfig.z_global_channels``: one per file and variant)."""
+    z = torch.randn((x.shape[0], channels) + tuple(x.shape[2:]), device=x.device)
+    if global_channels:
+        g = torch.randn((x.shape[0], global_channels, 1, 1), device=x.device)
+        z[:, channels - global_channels:] = g.expand(-1, -1, *x.shape[2:])
+    return z
+
+
 def validate(G: Generator | BandGenerator, val: Pairs, cfg: ModelConfig, n: int = 192,
-             fill: bool = False) -> dict[str, float]:
+             fill: bool = False, global_channels: int = 0) -> dict[str, float]:
     """Log-spectral distance of ``G`` on ``n`` whole validation crops (fixed seed)
     in the band above each cutoff. With ``fill``, the inputs are first filled
     as the runtime fills them (:func:`fill_first`, with ``G`` itself), so that a
-    ``--fill-first`` run is measured on what it is trained for."""
+    ``--fill-first`` run is measured on what it is trained for. The last
+    ``global_channels`` of z are held at 0, their median, as the runtime's
+    first variant holds them."""
     was_training = G.training
     G.eval()
     rng = np.random.default_rng(0)
@@ -190,6 +205,8 @@ def validate(G: Generator | BandGenerator, val: Pairs, cfg: ModelConfig, n: int 
             x, y, m, cp = val.batch(rng, 32, val.x.shape[-1], 0.0)
             z = torch.from_numpy(rng.standard_normal((x.shape[0], cfg.z_channels) + x.shape[2:]).astype(np.float32))
             z = z.to(x.device)
+            if global_channels:
+                z[:, cfg.z_channels - global_channels:] = 0.0
             if fill:
                 x, cp = fill_first(G, x, val.last_cut, z, val, cfg)
             out = G(x, m, z, cp)
@@ -281,6 +298,12 @@ def main(argv: list[str] | None = None) -> None:
                     help="weight of the two-sample CRPS of the band levels (losses.crps_levels), which "
                          "rewards variants that spread as far as the original is uncertain; 0 leaves it out "
                          "(above 0 each step runs the generator twice)")
+    ap.add_argument("--level-z", type=float, default=0.0,
+                    help="weight of the two-sample CRPS of each crop's mean band level "
+                         "(losses.crps_mean_level); above 0 the last z channel is one N(0, 1) value per crop, "
+                         "held over all its bands and frames (the runtime's ModelConfig.z_global_channels), "
+                         "the distillation compares levels with each crop's mean taken out, and each step "
+                         "runs the generator twice")
     ap.add_argument("--distill", type=Path, default=None,
                     help="a train-state folder (models/unet-state): its averaged generator is a teacher whose "
                          "band levels the new one also learns (losses.level_l1)")
@@ -420,9 +443,10 @@ def main(argv: list[str] | None = None) -> None:
     log = csv.writer(logf)
     if new_log:
         log.writerow(["step", "time", "rec", "g_adv", "fm", "d_loss", "val_lsd_high", "val_lsd_high_mp3", "nsim",
-                      "distill", "crps"])
+                      "distill", "crps", "level_z"])
     t_start = time.time()
-    acc = {"rec": 0.0, "g_adv": 0.0, "fm": 0.0, "d_loss": 0.0, "nsim": 0.0, "distill": 0.0, "crps": 0.0}
+    acc = {"rec": 0.0, "g_adv": 0.0, "fm": 0.0, "d_loss": 0.0, "nsim": 0.0, "distill": 0.0, "crps": 0.0,
+           "level_z": 0.0}
     n_acc = 0
     fb = erb_filterbank(cfg.n_bins, cfg.sample_rate, cfg.n_fft).to(dev)
     nsim_w = visqol_band_weights(cfg.sample_rate).to(dev) if a.nsim_weights == "visqol" else None
@@ -431,7 +455,7 @@ def main(argv: list[str] | None = None) -> None:
     stop = False
     while step < a.steps and not stop:
         x, y, m, cp = (t.to(dev) for t in train.batch(rng, a.batch, a.crop, a.gain_db, a.tilt_db))
-        z = torch.randn((x.shape[0], cfg.z_channels) + tuple(x.shape[2:]), device=dev)
+        z = draw_train_z(x, cfg.z_channels, 1 if a.level_z > 0 else 0)
         if a.fill_first:
             x, cp = fill_first(G_ema, x, train.last_cut, z, train, cfg)
         out = G(x, m, z, cp)
@@ -453,15 +477,22 @@ def main(argv: list[str] | None = None) -> None:
             acc["nsim"] += ns.item()
         if a.envelope > 0:
             loss = loss + a.envelope * envelope_loss(out, y, m, fb)
-        if a.crps > 0:
-            z2 = torch.randn_like(z)
-            cr = crps_levels(out, G(x, m, z2, cp), y, m, analysis)
-            loss = loss + a.crps * cr
-            acc["crps"] += cr.item()
+        if a.crps > 0 or a.level_z > 0:
+            out2 = G(x, m, draw_train_z(x, cfg.z_channels, 1 if a.level_z > 0 else 0), cp)
+            if a.crps > 0:
+                cr = crps_levels(out, out2, y, m, analysis)
+                loss = loss + a.crps * cr
+                acc["crps"] += cr.item()
+            if a.level_z > 0:
+                lz = crps_mean_level(out, out2, y, m, analysis)
+                loss = loss + a.level_z * lz
+                acc["level_z"] += lz.item()
         if teacher is not None:
             with torch.no_grad():
                 t_out = teacher(x, m, z, cp)
             # band levels, and (through the pooled cells) the shape inside bands
+            if a.level_z > 0:  # the teacher's shape of the levels, at the student's overall level
+                t_out = t_out + level_offset(out, t_out, m, analysis).detach()[:, None, None, None] * m
             dl = level_l1(out, t_out, m, analysis) + pooled_log_l1(out, t_out, m, cfg.log_floor)
             loss = loss + a.distill_weight * dl
             acc["distill"] += dl.item()
@@ -488,17 +519,19 @@ def main(argv: list[str] | None = None) -> None:
             rate = (time.time() - t_start) / max(1, n_acc)
             print(f"step {step} rec {acc['rec'] / n_acc:.3f} adv {acc['g_adv'] / n_acc:.3f} "
                   f"d {acc['d_loss'] / n_acc:.3f} nsim {acc['nsim'] / n_acc:.3f} "
-                  f"distill {acc['distill'] / n_acc:.3f} crps {acc['crps'] / n_acc:.3f} ({rate:.2f} s/step)",
+                  f"distill {acc['distill'] / n_acc:.3f} crps {acc['crps'] / n_acc:.3f} "
+                  f"level_z {acc['level_z'] / n_acc:.3f} ({rate:.2f} s/step)",
                   flush=True)
         stop = time.time() >= deadline
         if step % a.ckpt_every == 0 or step % a.val_every == 0 or step == a.steps or stop:
             do_val = step % a.val_every == 0 or step == a.steps or stop
-            metrics = validate(G_ema, val, cfg, fill=bool(a.fill_first)) if do_val else {}
+            metrics = validate(G_ema, val, cfg, fill=bool(a.fill_first),
+                               global_channels=1 if a.level_z > 0 else 0) if do_val else {}
             row = [step, round(time.time() - t_start, 1)]
             row += [round(acc[k] / max(1, n_acc), 4) for k in ("rec", "g_adv", "fm", "d_loss")]
             row += [round(metrics.get("val_lsd_high", float("nan")), 3) if metrics else "",
                     round(metrics.get("val_lsd_high_mp3", float("nan")), 3) if metrics else ""]
-            row += [round(acc[k] / max(1, n_acc), 4) for k in ("nsim", "distill", "crps")]
+            row += [round(acc[k] / max(1, n_acc), 4) for k in ("nsim", "distill", "crps", "level_z")]
             log.writerow(row)
             logf.flush()
             if metrics:
