@@ -18,9 +18,17 @@ original, and prints per bitrate:
   the first at 0, as ``benchmarks/highs.py`` takes them): the correlation
   over cases of the frame-by-frame spread with mp3fix's ViSQOL minus the
   MP3's and with the level that scores best on the case, i.e. whether the
-  spread could tell which restorations to turn down.
+  spread could tell which restorations to turn down;
+- always: the correlation over cases of the whole-excerpt spread with the
+  size of the first variant's level error (does the spread know when the
+  model is unsure of the level?);
+- with ``--visqol``: the ViSQOL of the first variant, of the best variant
+  chosen per file (track x bitrate, mean over its excerpts; an upper bound on
+  picking by ear, as ``highs.py``'s per-file level), and the files more than
+  0.1 below the MP3 with each.
 
-Model card item 23.
+Model card items 23 and 24 (a model whose sidecar has ``z_global_channels``
+draws one level per variant, ``train.py --level-z``).
 """
 
 from __future__ import annotations
@@ -34,8 +42,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from highs import load  # noqa: E402
-from quality import SR, excerpts, mp3_twin, setting  # noqa: E402
+from highs import BELOW, load  # noqa: E402
+from quality import SR, Visqol, excerpts, mp3_twin, setting  # noqa: E402
 
 from mp3fix.codec import encoder_band_hz, encoder_reach_hz  # noqa: E402
 from mp3fix.restore import Restorer  # noqa: E402
@@ -67,6 +75,25 @@ def corr(a: list[float], b: list[float]) -> float:
     return float(np.corrcoef(a, b)[0, 1]) if len(a) > 2 and np.std(a) > 0 and np.std(b) > 0 else float("nan")
 
 
+def per_file(rows: list[dict]) -> tuple[float, float, tuple[int, int]]:
+    """From ``--visqol`` rows of one bitrate: the first variant's mean ViSQOL,
+    the mean with the best variant chosen per file (track; mean over its
+    excerpts), and the files more than ``BELOW`` under the MP3 with each."""
+    files: dict[str, list[dict]] = {}
+    for r in rows:
+        files.setdefault(r["track"], []).append(r)
+    first, best, below = [], [], [0, 0]
+    for rs in files.values():
+        means = np.mean([r["visqol"] for r in rs], axis=0)  # per variant, over the file's excerpts
+        mp3 = float(np.mean([r["visqol_mp3"] for r in rs]))
+        k = int(np.argmax(means))
+        first += [r["visqol"][0] for r in rs]
+        best += [r["visqol"][k] for r in rs]
+        below[0] += int(means[0] < mp3 - BELOW)
+        below[1] += int(means[k] < mp3 - BELOW)
+    return float(np.mean(first)), float(np.mean(best)), (below[0], below[1])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path("data/pairs"))
@@ -79,7 +106,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--highs", type=Path, nargs="*", default=[],
                     help="quality.py --json runs at several --highs levels, the first at 0")
+    ap.add_argument("--visqol", action="store_true",
+                    help="also score the MP3 and every variant with ViSQOL (first, best per file, files below)")
+    ap.add_argument("--json", type=Path, help="write the per-case rows here")
     a = ap.parse_args()
+    vq = Visqol() if a.visqol else None
     tracks = json.loads((a.data / "splits.json").read_text())["splits"]["test"][: a.tracks]
     restorer = Restorer(a.model, device="cpu", threads=a.threads)
     runs = {str(json.loads(p.read_text()).get("highs", 0.0)): load(p) for p in a.highs}
@@ -100,12 +131,22 @@ def main() -> None:
                 total, per_frame = spreads(lv)
                 orig = band_levels([r[:, : vs[0].shape[1]]], cut)[0]
                 err = 10 * np.log10(np.mean(10 ** (lv[0] / 10))) - 10 * np.log10(np.mean(10 ** (orig / 10)))
-                rows.append({"track": Path(path).name, "excerpt": ei, "kbps": kbps, "total": total,
-                             "per_frame": per_frame, "error": float(err)})
+                row = {"track": Path(path).name, "excerpt": ei, "kbps": kbps, "total": total,
+                       "per_frame": per_frame, "error": float(err)}
+                if vq is not None:
+                    ref_cut = r[:, : vs[0].shape[1]]
+                    row["visqol_mp3"] = vq(ref_cut, dec[:, : vs[0].shape[1]])
+                    row["visqol"] = [vq(ref_cut, v) for v in vs]
+                rows.append(row)
         print(f"{Path(path).name} done ({time.time() - t0:.0f}s)", file=sys.stderr, flush=True)
 
     print(f"\n{a.variants} variants, {len(tracks)} held-out tracks x {a.excerpts} excerpts")
-    head = "| kbit/s | cases | level spread, whole excerpt (dB) | per frame (dB) | level error vs original, RMS (dB) |"
+    if a.json:
+        a.json.write_text(json.dumps({"variants": a.variants, "rows": rows}, indent=1))
+    head = ("| kbit/s | cases | level spread, whole excerpt (dB) | per frame (dB) | level error vs original, "
+            "RMS (dB) | r(spread, abs error) |")
+    if vq is not None:
+        head += " ViSQOL first | best per file | files below MP3, first | best |"
     if runs:
         head += " r(spread, mp3fix - MP3) | r(spread, best --highs) |"
     print(head)
@@ -114,7 +155,11 @@ def main() -> None:
         rs = [r for r in rows if r["kbps"] == kbps]
         line = (f"| {kbps} | {len(rs)} | {np.mean([r['total'] for r in rs]):.3f} "
                 f"(max {max(r['total'] for r in rs):.3f}) | {np.mean([r['per_frame'] for r in rs]):.2f} | "
-                f"{np.sqrt(np.mean([r['error'] ** 2 for r in rs])):.1f} |")
+                f"{np.sqrt(np.mean([r['error'] ** 2 for r in rs])):.1f} | "
+                f"{corr([r['total'] for r in rs], [abs(r['error']) for r in rs]):+.2f} |")
+        if vq is not None:
+            first, best, below = per_file(rs)
+            line += f" {first:.3f} | {best:.3f} | {below[0]} | {below[1]} |"
         if runs:
             levels = list(runs)
             keyed = [(r, (r["track"], r["excerpt"], kbps)) for r in rs]

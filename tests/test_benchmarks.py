@@ -339,3 +339,21 @@ def test_variant_levels_measures_the_spread_in_level_between_variants() -> None:
     x = rng.standard_normal((2, SR)).astype(np.float32)
     lv = band_levels([x, 0.5 * x], 100)
     np.testing.assert_allclose(lv[0] - lv[1], 20 * np.log10(2), atol=1e-3)
+
+
+def test_variant_levels_picks_the_best_variant_per_file() -> None:
+    """variant_levels.per_file: the best variant is chosen on a file's mean over
+    its excerpts (not excerpt by excerpt), and a file is below the MP3 when its
+    mean is more than 0.1 under the MP3's mean."""
+    from variant_levels import per_file
+
+    rows = [  # file a: variant 1 best on average though variant 0 wins one excerpt
+        {"track": "a", "visqol_mp3": 3.0, "visqol": [3.5, 3.3]},
+        {"track": "a", "visqol_mp3": 3.0, "visqol": [2.5, 3.3]},
+        # file b: variant 0 is 0.2 under the MP3, variant 1 only 0.05
+        {"track": "b", "visqol_mp3": 3.0, "visqol": [2.8, 2.95]},
+    ]
+    first, best, below = per_file(rows)
+    assert first == pytest.approx((3.5 + 2.5 + 2.8) / 3)
+    assert best == pytest.approx((3.3 + 3.3 + 2.95) / 3)
+    assert below == (1, 0)
