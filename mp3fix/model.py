@@ -39,11 +39,14 @@ class ModelConfig:
     z_channels: int = 2
     z_bins: int = 512  # rows of z per channel: n_bins for a U-Net, one per band for a band generator
     # The last ``z_global_channels`` of z hold one value for the whole file
-    # (``restore.global_z``: 0 for the first variant, N(0, 1) for the others),
-    # not new noise per band and frame: a generator trained on them
-    # (``train.py --level-z``) puts its doubt about the overall level of the
-    # highs there, so that variants differ in brightness. 0: none.
+    # (``restore.global_z``: 0 for the first variant, then a ladder of normal
+    # quantiles on either side), not new noise per band and frame: a generator
+    # trained on them (``train.py --level-z``) puts its doubt about the overall
+    # level of the highs there, so that variants differ in brightness. 0: none.
+    # ``z_global_brighter``: +1 if a larger value makes the highs louder, -1
+    # if quieter (measured at export), so that the 2nd variant is the darker.
     z_global_channels: int = 0
+    z_global_brighter: float = 1.0
     time_multiple: int = 32
     segment_frames: int = 768
     overlap_frames: int = 16

@@ -610,7 +610,25 @@ def test_level_z_holds_the_last_z_channel_over_each_crop_trains_and_exports(tmp_
     export.main()
     from mp3fix.model import load_config
 
-    assert load_config(models / "lz.onnx").z_global_channels == 1
+    cfg = load_config(models / "lz.onnx")
+    assert cfg.z_global_channels == 1 and cfg.z_global_brighter in (1.0, -1.0)
+
+
+def test_brighter_sign_follows_the_generator() -> None:
+    """export.brighter_sign: +1 for a generator whose restored band rises with the
+    file-wide z channel, -1 for one whose band falls with it."""
+
+    class Follows(torch.nn.Module):
+        def __init__(self, sign: float) -> None:
+            super().__init__()
+            self.sign = sign
+
+        def forward(self, x, m, z, cp):
+            return x + m * self.sign * z[:, -1:].mean(dim=2, keepdim=True)
+
+    cfg = ModelConfig(z_bins=64, z_global_channels=1)
+    assert export.brighter_sign(Follows(1.0), cfg) == 1.0
+    assert export.brighter_sign(Follows(-1.0), cfg) == -1.0
 
 
 def test_training_with_the_crps_term_logs_it(tmp_path: Path) -> None:

@@ -69,6 +69,24 @@ def parity(G: Generator | BandGenerator, path: Path, cfg: ModelConfig, frames: i
     return float(np.abs(out - ref).max())
 
 
+def brighter_sign(G: Generator | BandGenerator, cfg: ModelConfig, frames: int = 64) -> float:
+    """+1 if a larger value in z's file-wide channels (``cfg.z_global_channels``)
+    makes ``G``'s restored band louder on average, -1 if quieter: the sidecar's
+    ``z_global_brighter``, which orders the variants darker and brighter."""
+    rng = np.random.default_rng(1)
+    x = torch.from_numpy((rng.standard_normal((4, 1, cfg.n_bins, frames)) * 2 - 6).astype(np.float32))
+    m = torch.zeros_like(x)
+    m[:, :, 200:] = 1.0
+    z = torch.from_numpy(rng.standard_normal((4, cfg.z_channels, cfg.z_bins, frames)).astype(np.float32))
+    g = cfg.z_channels - cfg.z_global_channels
+    levels = []
+    for value in (-1.0, 1.0):
+        z[:, g:] = value
+        with torch.no_grad():
+            levels.append(float((G(x, m, z, x) * m).sum() / m.sum()))
+    return 1.0 if levels[1] >= levels[0] else -1.0
+
+
 def parse_points(text: str) -> list[list[float]]:
     """"8000:0,10000:-2.5" -> [[8000.0, 0.0], [10000.0, -2.5]]."""
     points = []
@@ -160,6 +178,8 @@ def main() -> None:
     }
     # a run trained with --level-z holds z's last channel over each crop: the runtime must too
     cfg.z_global_channels = 1 if float(cfg.training["args"].get("level_z", 0) or 0) > 0 else 0
+    if cfg.z_global_channels:
+        cfg.z_global_brighter = brighter_sign(G, cfg)
     cfg.metrics = json.loads(a.metrics.read_text()) if a.metrics else {}
     cfg.extension_gain_db = parse_points(a.extension_gain_db)
     if a.hole_fill is not None:
