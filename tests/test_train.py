@@ -683,6 +683,13 @@ def test_training_a_band_generator_by_distillation(tmp_path: Path) -> None:
                 "--batch", "2"])  # resumes as a band generator without the flags
     _, G, _, step = export.load_run(run)
     assert step == 6 and isinstance(G, BandGenerator) and G.bands == 32
+    # with a file-wide z and its median anchored to the teacher: both terms train
+    anchored = tmp_path / "anchored"
+    train.main(common + ["--run", str(anchored), "--arch", "band", "--bands", "32", "--base", "4", "--depth",
+                         "2", "--distill", str(state), "--level-z", "1", "--level-z-anchor", "--steps", "2"])
+    header, *rows = (anchored / "log.csv").read_text().splitlines()
+    last = dict(zip(header.split(","), rows[-1].split(","), strict=True))
+    assert float(last["distill"]) > 0 and float(last["level_z"]) > 0
 
 
 def test_extension_gain_points_parse_and_bad_ones_are_refused() -> None:

@@ -302,8 +302,12 @@ def main(argv: list[str] | None = None) -> None:
                     help="weight of the two-sample CRPS of each crop's mean band level "
                          "(losses.crps_mean_level); above 0 the last z channel is one N(0, 1) value per crop, "
                          "held over all its bands and frames (the runtime's ModelConfig.z_global_channels), "
-                         "the distillation compares levels with each crop's mean taken out, and each step "
-                         "runs the generator twice")
+                         "the distillation compares levels with each crop's mean taken out (see --level-z-anchor), "
+                         "and each step runs the generator twice")
+    ap.add_argument("--level-z-anchor", action="store_true",
+                    help="with --level-z and --distill: distil the restoration at file-wide z 0 (the first "
+                         "variant) onto the teacher's levels, overall level included, instead of every "
+                         "restoration onto the teacher's shape alone (a third generator pass per step)")
     ap.add_argument("--distill", type=Path, default=None,
                     help="a train-state folder (models/unet-state): its averaged generator is a teacher whose "
                          "band levels the new one also learns (losses.level_l1)")
@@ -488,12 +492,21 @@ def main(argv: list[str] | None = None) -> None:
                 loss = loss + a.level_z * lz
                 acc["level_z"] += lz.item()
         if teacher is not None:
+            d_out = out
+            if a.level_z > 0 and a.level_z_anchor:
+                # the teacher's levels for the restoration at the median of the
+                # file-wide z (the first variant), all of them: the first
+                # variant keeps the level the teacher would give (one more pass)
+                z0 = z.clone()
+                z0[:, cfg.z_channels - 1 :] = 0.0
+                d_out = G(x, m, z0, cp)
             with torch.no_grad():
                 t_out = teacher(x, m, z, cp)
             # band levels, and (through the pooled cells) the shape inside bands
-            if a.level_z > 0:  # the teacher's shape of the levels, at the student's overall level
+            if a.level_z > 0 and not a.level_z_anchor:
+                # the teacher's shape of the levels, at the student's overall level
                 t_out = t_out + level_offset(out, t_out, m, analysis).detach()[:, None, None, None] * m
-            dl = level_l1(out, t_out, m, analysis) + pooled_log_l1(out, t_out, m, cfg.log_floor)
+            dl = level_l1(d_out, t_out, m, analysis) + pooled_log_l1(d_out, t_out, m, cfg.log_floor)
             loss = loss + a.distill_weight * dl
             acc["distill"] += dl.item()
         if gan:
