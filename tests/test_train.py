@@ -596,13 +596,8 @@ def test_level_z_holds_the_last_z_channel_over_each_crop_trains_and_exports(tmp_
     assert z.shape == (4, 2, F, 16)
     assert torch.all(z[:, 1] == z[:, 1, :1, :1]) and z[:, 1, 0, 0].std() > 0
     assert z[:, 0].std() > 0.5 and len(torch.unique(z[0, 0])) > 100
-    data = _tiny_data(tmp_path / "data")
-    run = tmp_path / "run"
-    train.main(["--data", str(data), "--run", str(run), "--batch", "2", "--crop", "32", "--warmup", "100",
-                "--val-every", "2", "--ckpt-every", "2", "--threads", "1", "--arch", "band", "--bands", "32",
-                "--base", "4", "--depth", "2", "--level-z", "1", "--steps", "2"])
-    header, *rows = (run / "log.csv").read_text().splitlines()
-    assert float(rows[-1].split(",")[header.split(",").index("level_z")]) > 0
+    data, run = tmp_path / "data", tmp_path / "run"
+    assert _tiny_band_run_logs(data, run, ["--level-z", "1"], "level_z") > 0
     # the exported sidecar tells the runtime to hold that channel over the file
     models = tmp_path / "models"
     monkeypatch.setattr(sys, "argv", ["export", "--run", str(run), "--models", str(models), "--name", "lz",
@@ -631,14 +626,19 @@ def test_brighter_sign_follows_the_generator() -> None:
     assert export.brighter_sign(Follows(-1.0), cfg) == -1.0
 
 
-def test_training_with_the_crps_term_logs_it(tmp_path: Path) -> None:
-    data = _tiny_data(tmp_path / "data")
-    run = tmp_path / "run"
+def _tiny_band_run_logs(data: Path, run: Path, flags: list[str], column: str) -> float:
+    """Two steps of a tiny band generator on tiny data with ``flags``; the last
+    logged value of ``column``."""
+    _tiny_data(data)
     train.main(["--data", str(data), "--run", str(run), "--batch", "2", "--crop", "32", "--warmup", "100",
                 "--val-every", "2", "--ckpt-every", "2", "--threads", "1", "--arch", "band", "--bands", "32",
-                "--base", "4", "--depth", "2", "--crps", "1", "--steps", "2"])
+                "--base", "4", "--depth", "2", "--steps", "2", *flags])
     header, *rows = (run / "log.csv").read_text().splitlines()
-    assert float(rows[-1].split(",")[header.split(",").index("crps")]) > 0
+    return float(rows[-1].split(",")[header.split(",").index(column)])
+
+
+def test_training_with_the_crps_term_logs_it(tmp_path: Path) -> None:
+    assert _tiny_band_run_logs(tmp_path / "data", tmp_path / "run", ["--crps", "1"], "crps") > 0
 
 
 def test_training_with_the_band_critic_and_switching_back(tmp_path: Path) -> None:
