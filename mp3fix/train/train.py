@@ -452,6 +452,7 @@ def main(argv: list[str] | None = None) -> None:
     acc = {"rec": 0.0, "g_adv": 0.0, "fm": 0.0, "d_loss": 0.0, "nsim": 0.0, "distill": 0.0, "crps": 0.0,
            "level_z": 0.0}
     n_acc = 0
+    z_global = 1 if a.level_z > 0 else 0  # z channels held over each crop
     fb = erb_filterbank(cfg.n_bins, cfg.sample_rate, cfg.n_fft).to(dev)
     nsim_w = visqol_band_weights(cfg.sample_rate).to(dev) if a.nsim_weights == "visqol" else None
     deadline = time.time() + 60.0 * a.minutes if a.minutes else float("inf")
@@ -459,7 +460,7 @@ def main(argv: list[str] | None = None) -> None:
     stop = False
     while step < a.steps and not stop:
         x, y, m, cp = (t.to(dev) for t in train.batch(rng, a.batch, a.crop, a.gain_db, a.tilt_db))
-        z = draw_train_z(x, cfg.z_channels, 1 if a.level_z > 0 else 0)
+        z = draw_train_z(x, cfg.z_channels, z_global)
         if a.fill_first:
             x, cp = fill_first(G_ema, x, train.last_cut, z, train, cfg)
         out = G(x, m, z, cp)
@@ -482,7 +483,7 @@ def main(argv: list[str] | None = None) -> None:
         if a.envelope > 0:
             loss = loss + a.envelope * envelope_loss(out, y, m, fb)
         if a.crps > 0 or a.level_z > 0:
-            out2 = G(x, m, draw_train_z(x, cfg.z_channels, 1 if a.level_z > 0 else 0), cp)
+            out2 = G(x, m, draw_train_z(x, cfg.z_channels, z_global), cp)
             if a.crps > 0:
                 cr = crps_levels(out, out2, y, m, analysis)
                 loss = loss + a.crps * cr
@@ -498,7 +499,7 @@ def main(argv: list[str] | None = None) -> None:
                 # file-wide z (the first variant), all of them: the first
                 # variant keeps the level the teacher would give (one more pass)
                 z0 = z.clone()
-                z0[:, cfg.z_channels - 1 :] = 0.0
+                z0[:, cfg.z_channels - z_global :] = 0.0
                 d_out = G(x, m, z0, cp)
             with torch.no_grad():
                 t_out = teacher(x, m, z, cp)
@@ -539,7 +540,7 @@ def main(argv: list[str] | None = None) -> None:
         if step % a.ckpt_every == 0 or step % a.val_every == 0 or step == a.steps or stop:
             do_val = step % a.val_every == 0 or step == a.steps or stop
             metrics = validate(G_ema, val, cfg, fill=bool(a.fill_first),
-                               global_channels=1 if a.level_z > 0 else 0) if do_val else {}
+                               global_channels=z_global) if do_val else {}
             row = [step, round(time.time() - t_start, 1)]
             row += [round(acc[k] / max(1, n_acc), 4) for k in ("rec", "g_adv", "fm", "d_loss")]
             row += [round(metrics.get("val_lsd_high", float("nan")), 3) if metrics else "",
