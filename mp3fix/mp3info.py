@@ -103,6 +103,13 @@ def _has_lame_tag(frame: bytes, header: FrameHeader) -> bool:
     return encoder in (b"LAME", b"Lavc", b"Lavf", b"L3.9", b"GOGO")
 
 
+def _looks_like_header_start(tail: bytes) -> bool:
+    """Whether 1-3 bytes could be the start of a frame header (its 11 sync bits)."""
+    if not 0 < len(tail) < 4 or tail[0] != 0xFF:
+        return False
+    return len(tail) == 1 or (tail[1] & 0xE0) == 0xE0
+
+
 def inspect_mp3(path: str | Path) -> Mp3Facts | None:
     """Walk an MP3's frames. None if no two consecutive layer III frames are found."""
     data = Path(path).read_bytes()
@@ -136,8 +143,9 @@ def inspect_mp3(path: str | Path) -> Mp3Facts | None:
         frames += 1
         pos += h.length
     else:
-        if 0 < end - pos < 4:
-            truncated = True
+        # 1-3 bytes left: a frame cut inside its header if they start like one
+        # (the sync bits), else stray bytes (a newline, padding) after an intact file
+        truncated = _looks_like_header_start(data[pos:end])
     return Mp3Facts(
         has_gapless_tag=gapless,
         frames=frames - (1 if gapless else 0),

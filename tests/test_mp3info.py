@@ -118,6 +118,9 @@ def test_truncated_mid_frame(source_wav: Path, tmp_path: Path) -> None:
     cut.write_bytes(data[: last + 2])
     facts = inspect_mp3(cut)
     assert facts is not None and facts.truncated
+    cut.write_bytes(data[: last + 1])
+    facts = inspect_mp3(cut)
+    assert facts is not None and facts.truncated
     # cut exactly on a frame boundary: nothing is missing
     whole = tmp_path / "whole.mp3"
     whole.write_bytes(data[:last])
@@ -151,3 +154,16 @@ def test_not_mp3_is_none(tmp_path: Path) -> None:
     assert inspect_mp3(empty) is None
     wav = write_wav(tmp_path / "a.wav", enveloped_noise(SR // 2, SR, seed=1), SR)
     assert inspect_mp3(wav) is None
+
+
+@pytest.mark.parametrize("tail", [b"\n", b"\r\n", b"\x00\x00", b"abc", b"\x00" * 8])
+def test_stray_bytes_after_the_last_frame_are_not_truncation(source_wav: Path, tmp_path: Path, tail: bytes) -> None:
+    # a newline or padding appended to an intact file (1-3 bytes can hold no frame
+    # header) is not a cut-off frame; only bytes that start like a header are
+    src = _mp3(source_wav, "a.mp3", 2, 44100, 128)
+    padded = tmp_path / "padded.mp3"
+    padded.write_bytes(src.read_bytes() + tail)
+    facts = inspect_mp3(padded)
+    assert facts is not None and not facts.truncated
+    whole = inspect_mp3(src)
+    assert whole is not None and facts.frames == whole.frames
