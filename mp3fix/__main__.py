@@ -1,6 +1,6 @@
 """``python -m mp3fix``: the same CLI as the ``mp3fix`` command."""
 
-from mp3fix.cli import app
+from mp3fix.cli import run
 
 if __name__ == "__main__":
-    app(prog_name="mp3fix")
+    run()

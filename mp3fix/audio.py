@@ -63,6 +63,18 @@ def ffmpeg_exe() -> str:
     raise FfmpegNotFoundError("no ffmpeg found: pip install imageio-ffmpeg, or set MP3FIX_FFMPEG")
 
 
+def ffmpeg_input(path: str | Path) -> str:
+    """``path`` as ffmpeg's ``-i`` must get it to read that very file: with the
+    ``file:`` protocol named, since ffmpeg takes whatever comes before a colon
+    in a name (``Intro: Hello.mp3``, ``pipe:1.mp3``) for a protocol."""
+    return "file:" + str(path)
+
+
+LAYER_I_II_DELAY = 481
+# codecs whose start ffmpeg cannot place: the output may sit this early or late
+UNTIMED_CODECS = ("wmav1", "wmav2", "wmapro")
+
+
 @dataclass(frozen=True)
 class SourceInfo:
     """What ffmpeg says about an input file's first audio stream."""
@@ -119,10 +131,11 @@ def _layout_channels(layout: str) -> int:
 
 def _clean_ffmpeg_message(stderr: str) -> str:
     lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    prefix = re.compile(r"^(\[[^\]]*\]\s*)+")  # "[mp3float @ 0x55...] [dec:mp3float @ 0x...] "
     for ln in lines:
         if "Invalid data" in ln or "Error" in ln or "error" in ln:
-            return re.sub(r"^\[[^\]]*\]\s*", "", ln)
-    return re.sub(r"^\[[^\]]*\]\s*", "", lines[-1]) if lines else "unknown ffmpeg error"
+            return prefix.sub("", ln)
+    return prefix.sub("", lines[-1]) if lines else "unknown ffmpeg error"
 
 
 def probe(path: str | Path) -> SourceInfo:
@@ -135,7 +148,7 @@ def probe(path: str | Path) -> SourceInfo:
     if path.stat().st_size == 0:
         raise DecodeError(f"{path}: file is empty")
     proc = subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)],
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", ffmpeg_input(path)],
         capture_output=True,
         text=True,
         errors="replace",
@@ -151,7 +164,10 @@ def probe(path: str | Path) -> SourceInfo:
     channels = _layout_channels(layout)
     d = _DUR_RE.search(proc.stderr)
     duration = int(d.group(1)) * 3600 + int(d.group(2)) * 60 + float(d.group(3)) if d else None
-    start_trim = 0
+    # MPEG audio layers I and II: ffmpeg returns them late by their polyphase
+    # filterbank's delay (512 - 31 samples, whatever the encoder), with no tag to
+    # trim it by (measured: 481 samples, at 44.1 and 48 kHz)
+    start_trim = LAYER_I_II_DELAY if codec in ("mp1", "mp2") else 0
     if codec.startswith("mp3"):
         facts = inspect_mp3(path)
         if facts is None:
@@ -164,13 +180,17 @@ def probe(path: str | Path) -> SourceInfo:
 
 
 def decode_blocks(
-    info: SourceInfo, sample_rate: int, block: int = 1 << 16
+    info: SourceInfo, sample_rate: int, block: int = 1 << 16, problems: list[str] | None = None
 ) -> Iterator[np.ndarray]:
     """Yield float32 blocks of shape (channels, n) at ``sample_rate``.
 
     Trims a missing-gapless-tag delay, resamples with soxr and downmixes more
     than two channels, all inside ffmpeg. Raises DecodeError if ffmpeg fails or
-    produces no samples.
+    produces no samples. Damaged data that ffmpeg decodes around (a corrupt
+    frame in the middle: it skips it and goes on) is no failure; one line
+    saying what ffmpeg found is appended to ``problems`` when given. Samples
+    that are not finite (a float WAV can hold NaN or infinity) are set to 0
+    and counted there too.
     """
     channels = info.out_channels
     filters = []
@@ -178,7 +198,7 @@ def decode_blocks(
         filters.append(f"atrim=start_sample={info.start_trim},asetpts=PTS-STARTPTS")
     if info.sample_rate != sample_rate:
         filters.append(f"aresample={sample_rate}:resampler=soxr:precision=28")
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(info.path),
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", ffmpeg_input(info.path),
            "-map", "0:a:0", "-vn"]
     if filters:
         cmd += ["-af", ",".join(filters)]
@@ -188,6 +208,7 @@ def decode_blocks(
         assert proc.stdout is not None
         frame_bytes = 4 * channels
         want = block * frame_bytes
+        bad = [0]  # samples that were not finite
         total = 0
         pending = b""
         try:
@@ -201,12 +222,12 @@ def decode_blocks(
                 arr = np.frombuffer(pending, dtype="<f4").reshape(-1, channels).T
                 pending = b""
                 total += arr.shape[1]
-                yield np.ascontiguousarray(arr)
+                yield _finite(arr, bad)
             usable = len(pending) - len(pending) % frame_bytes
             if usable:
                 arr = np.frombuffer(pending[:usable], dtype="<f4").reshape(-1, channels).T
                 total += arr.shape[1]
-                yield np.ascontiguousarray(arr)
+                yield _finite(arr, bad)
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -218,6 +239,21 @@ def decode_blocks(
         raise DecodeError(f"{info.path}: decoding failed ({_clean_ffmpeg_message(stderr)})")
     if total == 0:
         raise DecodeError(f"{info.path}: no audio could be decoded")
+    if problems is not None:
+        if stderr.strip():
+            problems.append(f"damaged data in the input, decoded around ({_clean_ffmpeg_message(stderr)})")
+        if bad[0]:
+            problems.append(f"{bad[0]} samples that were not numbers (NaN or infinite) set to 0")
+
+
+def _finite(arr: np.ndarray, bad: list[int]) -> np.ndarray:
+    """A contiguous copy of ``arr`` with NaN and infinities set to 0, counted in ``bad[0]``."""
+    out = np.ascontiguousarray(arr)
+    ok = np.isfinite(out)
+    if not ok.all():
+        out = np.where(ok, out, np.float32(0.0))
+        bad[0] += int(out.size - ok.sum())
+    return out
 
 
 def decode(path: str | Path, sample_rate: int) -> tuple[np.ndarray, SourceInfo]:
@@ -295,7 +331,7 @@ def read_tags(path: str | Path) -> dict[str, str]:
     ffmpeg cannot read them: missing tags never fail a restoration."""
     tags: dict[str, str] = {}
     for scope in ([], ["-map_metadata", "0:s:a:0"]):
-        cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(path), *scope,
+        cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", ffmpeg_input(path), *scope,
                "-f", "ffmetadata", "-"]
         try:
             proc = subprocess.run(cmd, capture_output=True, timeout=60)
@@ -305,6 +341,18 @@ def read_tags(path: str | Path) -> dict[str, str]:
             return tags
         tags = {**parse_ffmetadata(proc.stdout.decode("utf-8", "replace")), **tags}
     return tags
+
+
+def written_by_mp3fix(path: str | Path) -> bool:
+    """Whether ``path`` is a WAV or FLAC whose ``software`` tag says mp3fix wrote
+    it (an earlier run's output, which a folder scan must not take for an input)."""
+    if Path(path).suffix.lower() not in OUTPUT_FORMATS:
+        return False
+    try:
+        with sf.SoundFile(str(path)) as f:
+            return (f.software or "").startswith("mp3fix ")
+    except (sf.SoundFileError, OSError, RuntimeError):
+        return False
 
 
 def output_format(path: str | Path) -> str:
@@ -346,6 +394,26 @@ def _umask() -> int:
     return mask
 
 
+def _write_error(path: Path, exc: Exception) -> OutputError:
+    """One line for a failed write: libsndfile says only "System error.", so a
+    full disk (the usual cause) is named from the free space left."""
+    try:
+        full = shutil.disk_usage(path.parent).free < (1 << 20)
+    except OSError:
+        full = False
+    if full:
+        return OutputError(f"{path}: no space left on the device")
+    detail = getattr(exc, "strerror", None) or str(exc).strip() or type(exc).__name__
+    return OutputError(f"{path}: writing failed ({detail})")
+
+
+def temp_prefix(path: Path) -> str:
+    """The hidden temporary name's start for ``path``: ``.NAME.``, the name cut
+    short enough (on a character boundary) that the temporary name stays within
+    the 255 bytes a file name may have wherever the final one does."""
+    return f".{_clip_utf8(path.stem, 200)}."
+
+
 class AudioWriter:
     """Stream blocks to ``path`` through a temporary file that is renamed on success.
 
@@ -353,6 +421,13 @@ class AudioWriter:
 
     Integer formats cannot hold samples beyond full scale; they are clamped and
     counted in ``clipped`` so the caller can warn. Float WAV never clips.
+
+    As a context manager it commits on success and aborts on any exception.
+    Several files written together (one per variant) use the steps one by one
+    so that none is renamed until all are complete: ``open``, ``write``,
+    ``finish`` (close; the temporary file stays), ``commit`` (rename into
+    place), and ``abort`` (close and delete the temporary file) at any point.
+    A failed write (a full disk) raises ``OutputError``.
     """
 
     def __init__(self, path: str | Path, sample_rate: int, channels: int, bit_depth: str | None = None,
@@ -368,11 +443,11 @@ class AudioWriter:
         self._tmp: Path | None = None
         self._file: sf.SoundFile | None = None
 
-    def __enter__(self) -> AudioWriter:
+    def open(self) -> AudioWriter:
         folder = self.path.parent
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            fd, name = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=".partial", dir=folder)
+            fd, name = tempfile.mkstemp(prefix=temp_prefix(self.path), suffix=".partial", dir=folder)
             # mkstemp makes the file private (0600); the finished file should get
             # the permissions any new file of the user's would (0666 minus umask)
             os.fchmod(fd, 0o666 & ~_umask())
@@ -380,10 +455,14 @@ class AudioWriter:
         except OSError as exc:
             raise OutputError(f"{self.path}: cannot write there ({exc.strerror})") from exc
         self._tmp = Path(name)
-        self._file = sf.SoundFile(
-            str(self._tmp), "w", samplerate=self.sample_rate, channels=self.channels,
-            format=self.format, subtype=self.subtype,
-        )
+        try:
+            self._file = sf.SoundFile(
+                str(self._tmp), "w", samplerate=self.sample_rate, channels=self.channels,
+                format=self.format, subtype=self.subtype,
+            )
+        except (sf.SoundFileError, OSError) as exc:
+            self._tmp.unlink(missing_ok=True)
+            raise _write_error(self.path, exc) from exc
         _no_peak_chunk(self._file)
         for name, value in self.tags.items():  # before any audio: libsndfile writes them in the header
             if self.format == "WAV":
@@ -404,15 +483,47 @@ class AudioWriter:
             if n_over:
                 self.clipped += n_over
                 data = np.clip(data, -1.0, 1.0)
-        self._file.write(data)
+        try:
+            self._file.write(data)
+        except (sf.SoundFileError, OSError) as exc:
+            raise _write_error(self.path, exc) from exc
         self.frames += data.shape[0]
 
+    def finish(self) -> None:
+        """Close the temporary file (libsndfile writes its header now); not yet renamed."""
+        if self._file is not None and not self._file.closed:
+            try:
+                self._file.close()
+            except (sf.SoundFileError, OSError) as exc:
+                raise _write_error(self.path, exc) from exc
+
+    def commit(self) -> None:
+        """Rename the finished temporary file into place."""
+        assert self._tmp is not None and (self._file is None or self._file.closed)
+        os.replace(self._tmp, self.path)
+        self._tmp = None
+
+    def abort(self) -> None:
+        """Drop the temporary file, whatever state it is in; never raises."""
+        if self._file is not None and not self._file.closed:
+            try:
+                self._file.close()
+            except Exception:  # noqa: BLE001 - the file is deleted anyway
+                pass
+        if self._tmp is not None:
+            self._tmp.unlink(missing_ok=True)
+            self._tmp = None
+
+    def __enter__(self) -> AudioWriter:
+        return self.open()
+
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        assert self._file is not None and self._tmp is not None
+        if exc_type is not None:
+            self.abort()
+            return
         try:
-            self._file.close()
-        finally:
-            if exc_type is None:
-                os.replace(self._tmp, self.path)
-            else:
-                self._tmp.unlink(missing_ok=True)
+            self.finish()
+            self.commit()
+        except BaseException:
+            self.abort()
+            raise

@@ -8,8 +8,9 @@ Naming rules (``plan_jobs``):
 
 - one file and ``-o song.wav``: exactly that path; the format comes from the
   extension (``.wav`` or ``.flac``), and a ``--format`` that disagrees with it
-  is an error. If ``-o`` names an existing folder, the output goes inside it
-  as ``NAME.wav``.
+  is an error. If ``-o`` names an existing folder, or a name with no
+  extension that does not exist yet (``-o out``, made as a folder), the
+  output goes inside it as ``NAME.wav``.
 - one file, no ``-o``: beside the input as ``NAME.restored.wav`` (or ``.flac``
   with ``--format flac``).
 - a folder: walked recursively for audio files (by extension, case-insensitive;
@@ -29,15 +30,21 @@ Naming rules (``plan_jobs``):
   go level by level, each level's variants in order.
 
 Errors (``PlanError``): a missing input, an input that is neither file nor
-folder, nothing to restore, an output that is an input, two inputs that would
-write the same output (``a.mp3`` and ``a.m4a`` in one folder), a highs level
-given twice.
+folder, nothing to restore, a highs level given twice. An output that is an
+input, or two inputs that would write the same output (``a.mp3`` and
+``a.m4a`` in one folder), fail those files only (``Job.error``), so that
+the rest of a library is restored; with one input, it is a ``PlanError``.
+
+Restoring a folder into itself (``-o`` the same folder) writes ``NAME.wav``
+beside ``NAME.mp3``; a later run must not take those outputs for inputs. A
+folder scan is given ``own_output`` (the CLI's: a WAV or FLAC whose
+``software`` tag says mp3fix wrote it) and leaves such files out.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -61,6 +68,7 @@ class Job:
     src: Path
     outputs: list[Path]
     skipped: bool = False  # every output already exists and skip-existing was asked
+    error: str = ""  # why this file cannot be restored as planned (its output is an input, ...)
 
 
 @dataclass
@@ -84,9 +92,11 @@ def _is_hidden(name: str) -> bool:
     return name.startswith(".")
 
 
-def find_audio_files(folder: Path, exclude: Path | None = None) -> list[Path]:
-    """Audio files under ``folder``, recursively and sorted; hidden entries and the
-    ``exclude`` folder (an output folder inside the input) are skipped."""
+def find_audio_files(folder: Path, exclude: Path | None = None,
+                     own_output: Callable[[Path], bool] | None = None) -> list[Path]:
+    """Audio files under ``folder``, recursively and sorted; hidden entries, the
+    ``exclude`` folder (an output folder inside the input) and the files
+    ``own_output`` says are mp3fix's own outputs are skipped."""
     excluded = exclude.resolve() if exclude is not None else None
     found: list[Path] = []
 
@@ -100,6 +110,8 @@ def find_audio_files(folder: Path, exclude: Path | None = None) -> list[Path]:
             if not _is_hidden(d) and (excluded is None or (root_path / d).resolve() != excluded)
         )
         found.extend(root_path / f for f in sorted(files) if not _is_hidden(f) and is_audio_file(Path(f)))
+    if own_output is not None:
+        found = [f for f in found if not own_output(f)]
     return found
 
 
@@ -155,7 +167,8 @@ def _check_output_folder(output: Path) -> None:
         raise PlanError(f"{output}: with several inputs or a folder, -o must be a folder, not a file name")
 
 
-def _plan_targets(inputs: list[Path], output: Path | None, fmt: str | None) -> list[tuple[Path, Path]]:
+def _plan_targets(inputs: list[Path], output: Path | None, fmt: str | None,
+                  own_output: Callable[[Path], bool] | None = None) -> list[tuple[Path, Path]]:
     """(source, output before variant naming) for every input file."""
     for p in inputs:
         if not p.exists():
@@ -166,7 +179,8 @@ def _plan_targets(inputs: list[Path], output: Path | None, fmt: str | None) -> l
         raise PlanError("no inputs given")
 
     single_file = len(inputs) == 1 and inputs[0].is_file()
-    if single_file and output is not None and not output.is_dir():
+    # -o NAME with no extension that does not exist yet (``-o out``, ``-o out/``): a folder to make
+    if single_file and output is not None and not output.is_dir() and (output.suffix or output.exists()):
         src = inputs[0]
         _format_of_output_file(output, fmt)
         return [(src, output)]
@@ -189,7 +203,7 @@ def _plan_targets(inputs: list[Path], output: Path | None, fmt: str | None) -> l
             root = output
         else:
             root = output / (p.resolve().name or "root")
-        files = find_audio_files(p, exclude=root)
+        files = find_audio_files(p, exclude=root, own_output=own_output)
         if not files and len(inputs) == 1:
             raise PlanError(f"{p}: no audio files found (looked for {', '.join(sorted(AUDIO_EXTENSIONS))})")
         for f in files:
@@ -200,18 +214,24 @@ def _plan_targets(inputs: list[Path], output: Path | None, fmt: str | None) -> l
     return targets
 
 
-def _check_conflicts(jobs: Iterable[Job]) -> None:
-    jobs = list(jobs)
+def _check_conflicts(jobs: list[Job]) -> None:
+    """Mark (``Job.error``) every job whose output is an input, and both jobs of two
+    that would write one output; with a single job, raise PlanError instead."""
     sources = {j.src.resolve(): j.src for j in jobs}
-    seen: dict[Path, Path] = {}
+    seen: dict[Path, Job] = {}
     for job in jobs:
         for out in job.outputs:
             key = out.resolve()
             if key in sources:
-                raise PlanError(f"{out}: output would overwrite the input {sources[key]}")
-            if key in seen:
-                raise PlanError(f"{seen[key]} and {job.src} would both be written to {out}")
-            seen[key] = job.src
+                job.error = job.error or f"{out}: output would overwrite the input {sources[key]}"
+            elif key in seen:
+                message = f"{seen[key].src} and {job.src} would both be written to {out}"
+                for j in (seen[key], job):
+                    j.error = j.error or message
+            else:
+                seen[key] = job
+    if len(jobs) == 1 and jobs[0].error:
+        raise PlanError(jobs[0].error)
 
 
 def plan_jobs(
@@ -221,6 +241,7 @@ def plan_jobs(
     variants: int,
     skip_existing: bool,
     highs: Sequence[float] = (),
+    own_output: Callable[[Path], bool] | None = None,
 ) -> list[Job]:
     """Plan one ``Job`` per input audio file, sorted by source path.
 
@@ -229,16 +250,18 @@ def plan_jobs(
     (from the output name, else wav). With ``variants`` N > 1 each output becomes
     ``NAME.v1.EXT`` ... ``NAME.vN.EXT``; with several ``highs`` levels each
     gets its level (:func:`take_paths`). With ``skip_existing`` a job whose
-    outputs all exist is kept but marked ``skipped``. See the module docstring
-    for every rule; raises ``PlanError`` (or ``OutputError`` for an output
-    extension that is not .wav/.flac).
+    outputs all exist is kept but marked ``skipped`` (one with some of them
+    writes the others). ``own_output``: a test for files mp3fix wrote, left
+    out of folder scans. See the module docstring for every rule; raises
+    ``PlanError`` (or ``OutputError`` for an output extension that is not
+    .wav/.flac); a job that cannot be done as planned gets its ``error``.
     """
     if variants < 1:
         raise PlanError(f"variants must be at least 1, got {variants}")
     check_highs(highs)
     if fmt is not None:
         _check_format(fmt)
-    targets = _plan_targets([Path(p) for p in inputs], None if output is None else Path(output), fmt)
+    targets = _plan_targets([Path(p) for p in inputs], None if output is None else Path(output), fmt, own_output)
     by_src: dict[Path, Job] = {}
     for src, out in targets:
         key = src.resolve()
@@ -248,5 +271,5 @@ def plan_jobs(
     _check_conflicts(jobs)
     if skip_existing:
         for job in jobs:
-            job.skipped = all(o.exists() for o in job.outputs)
+            job.skipped = not job.error and all(o.exists() for o in job.outputs)
     return jobs

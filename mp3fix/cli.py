@@ -12,6 +12,7 @@ The heavy imports (onnxruntime, scipy) happen inside the commands so that
 
 from __future__ import annotations
 
+import math
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -27,12 +28,14 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    Task,
     TaskID,
     TaskProgressColumn,
     TextColumn,
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from mp3fix import __version__
 from mp3fix.batch import BatchResult, Job, plan_jobs
@@ -114,8 +117,33 @@ def _user_errors() -> Iterator[None]:
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
         _fail(f"{where}{exc.strerror or exc}")
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        from mp3fix.parallel import Stopped
+
+        if isinstance(exc, Stopped):
+            _fail(f"stopped by signal {exc.signum}", 128 + exc.signum)
         _fail("interrupted", EXIT_INTERRUPTED)
+
+
+SOURCE_BAND_MIN_HZ = 1000.0
+HIGHS_RANGE_DB = (-40.0, 12.0)
+
+
+def _check_source_band(value: float | None) -> float | None:
+    """``--source-band``: a finite number of hertz, 1000 or more (checked here, not by a typer
+    range: ``inf`` passed that and ``nan`` failed it with a misleading message)."""
+    if value is not None and not (math.isfinite(value) and value >= SOURCE_BAND_MIN_HZ):
+        raise typer.BadParameter(f"{value:g} is not a frequency of {SOURCE_BAND_MIN_HZ:g} Hz or more")
+    return value
+
+
+def _check_highs(values: list[float] | None) -> list[float] | None:
+    """``--highs``: finite numbers of decibels within ``HIGHS_RANGE_DB``."""
+    lo, hi = HIGHS_RANGE_DB
+    for value in values or ():
+        if not (math.isfinite(value) and lo <= value <= hi):
+            raise typer.BadParameter(f"{value:g} is not a level from {lo:g} to {hi:+g} dB")
+    return values
 
 
 def _version_callback(value: bool) -> None:
@@ -128,7 +156,7 @@ def _version_callback(value: bool) -> None:
 def main(
     version: Annotated[
         bool,
-        typer.Option("--version", "-V", help="Print the version and exit.", callback=_version_callback,
+        typer.Option("--version", "-V", metavar="", help="Print the version and exit.", callback=_version_callback,
                      is_eager=True),
     ] = False,
 ) -> None:
@@ -175,12 +203,25 @@ def _totals(results: list[BatchResult], wall: float) -> str:
     return f"{', '.join(parts)} ({_duration(audio_s)} of audio in {wall:.1f} s)"
 
 
+class _AmountColumn(MofNCompleteColumn):
+    """``3/12`` for the files bar; for a file's own bar, whose task has a
+    ``rate`` field (its progress counts samples at that rate), the audio
+    restored so far as ``1:05/3:20``."""
+
+    def render(self, task: Task) -> Text:
+        rate = task.fields.get("rate")
+        if not rate or task.total is None:
+            return super().render(task)
+        return Text(f"{_duration(task.completed / rate)[:-2]}/{_duration(task.total / rate)[:-2]}",
+                    style="progress.download")
+
+
 def _make_progress(console: Console, enabled: bool) -> Progress:
     return Progress(
         TextColumn("{task.description}", markup=False),
         BarColumn(),
         TaskProgressColumn(),
-        MofNCompleteColumn(),
+        _AmountColumn(),
         TimeRemainingColumn(),
         console=console,
         transient=True,
@@ -210,7 +251,7 @@ def _run_jobs(
         if job.skipped:
             results.append(_skipped(job))
             continue
-        task = progress.add_task(job.src.name, total=None)
+        task = progress.add_task(job.src.name, total=None, rate=restorer.sample_rate)
 
         def on_progress(done: int, total: int, task: TaskID = task) -> None:
             progress.update(task, completed=done, total=total)
@@ -255,7 +296,8 @@ def _run_jobs_parallel(
 def restore(
     inputs: Annotated[
         list[Path],
-        typer.Argument(help="Audio files and/or folders (folders are searched recursively).", show_default=False),
+        typer.Argument(help="Audio files and/or folders (folders are searched recursively).", show_default=False,
+                       metavar="FILE_OR_FOLDER"),
     ],
     output: Annotated[
         Path | None,
@@ -313,41 +355,42 @@ def restore(
         int, typer.Option(min=0, help="Griffin-Lim iterations refining the restored band's phase.")
     ] = 0,
     skip_existing: Annotated[
-        bool, typer.Option("--skip-existing", help="Skip files whose outputs all exist already.")
+        bool, typer.Option("--skip-existing", metavar="", help="Keep outputs that exist already and write only the "
+                                   "missing ones (a file whose outputs all exist is skipped).")
     ] = False,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", metavar="", help="Replace existing outputs.")] = False,
     ignore_bitrate: Annotated[
-        bool, typer.Option("--ignore-bitrate", help="Restore also where an MP3's bitrate says the recording "
-                           "itself ends below the band its encoder keeps (from 80 kbit/s up, and at 64 kbit/s stereo "
-                           "or 48 mono, such passages are left alone; an MP3 re-encoded from a lower bitrate looks "
-                           "the same).")
+        bool, typer.Option("--ignore-bitrate", metavar="", help="Restore also where an MP3's bitrate says the "
+                           "recording itself ends below the band its encoder keeps (from 80 kbit/s up, and at 64 "
+                           "kbit/s stereo or 48 mono, such passages are left alone; an MP3 re-encoded from a lower "
+                           "bitrate looks the same).")
     ] = False,
     source_band: Annotated[
         float | None,
-        typer.Option("--source-band", min=1000.0, metavar="HZ",
+        typer.Option("--source-band", metavar="HZ", callback=_check_source_band,
                      help="Where the recording itself ends, if you know it (a source sampled at 22 kHz: 10000; "
-                     "a cassette: about 14000): nothing is added above it. \\[default: not known]",
+                     "a cassette: about 14000; 1000 or more): nothing is added above it. \\[default: not known]",
                      show_default=False),
     ] = None,
     highs: Annotated[
         list[float] | None,
-        typer.Option("--highs", min=-40.0, max=12.0, metavar="DB",
+        typer.Option("--highs", metavar="DB", callback=_check_highs,
                      help="The restored highs this many dB louder, or quieter if negative, than the model's "
                      "choice: e.g. -12 for a dark or band-limited recording that comes out too bright. "
                      "The MP3's own band is never changed. Given more than once (--highs -12 --highs -6 "
                      "--highs 0), each file is written at every level to listen and choose, named "
-                     "[bold]NAME.highs-12.wav[/] ... \\[default: 0]", show_default=False),
+                     "[bold]NAME.highs-12.wav[/] ... (-40 to +12) \\[default: 0]", show_default=False),
     ] = None,
     keep_mp3_band: Annotated[
-        bool, typer.Option("--keep-mp3-band", help=(
+        bool, typer.Option("--keep-mp3-band", metavar="", help=(
             "Leave every bin under the cutoff as the MP3 has it, and restore the band above from it as it is: "
             "faster (one generator pass instead of two). By default, where the model's sidecar asks for it, the "
             "bins the encoder dropped just under the cutoff are filled from the model first (the shipped model: "
             "the 2.8 kHz under any cutoff up to 12.5 kHz, MP3s of up to 64 kbit/s)."))
     ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only: no progress, no summary.")] = (
-        False
-    ),
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", metavar="", help="Print errors only: no progress, no summary.")
+    ] = False,
 ) -> None:
     """Restore low-bitrate audio files to 44.1 kHz WAV or FLAC.
 
@@ -356,13 +399,17 @@ def restore(
     """
     err = _stderr()
     out = _stdout()
-    with _user_errors():
+    from mp3fix.parallel import stop_on_signals
+
+    with _user_errors(), stop_on_signals():
         if skip_existing and overwrite:
             _fail("use either --skip-existing or --overwrite, not both")
         from mp3fix import audio
 
         levels = tuple(highs) if highs else (0.0,)
-        jobs = plan_jobs(inputs, output, fmt.value if fmt else None, variants, skip_existing, levels)
+        planned = plan_jobs(inputs, output, fmt.value if fmt else None, variants, skip_existing, levels,
+                            own_output=audio.written_by_mp3fix)
+        jobs = [j for j in planned if not j.error]  # the others fail without being tried
         depth = bit_depth.value if bit_depth else None
         for job in jobs:  # the format and bit depth are checked before any work
             for o in job.outputs:
@@ -378,7 +425,7 @@ def restore(
                                    phase_iters=phase_iters, chunk_batch=chunk_batch, seed=seed, bit_depth=depth,
                                    overwrite=overwrite, pipeline=n_jobs == 1, guard=not ignore_bitrate,
                                    source_band_hz=source_band, hole_fill=not keep_mp3_band,
-                                   highs=levels)
+                                   highs=levels, skip_existing=skip_existing)
 
         def notice(message: str) -> None:
             if not quiet:
@@ -387,9 +434,14 @@ def restore(
         def on_error(message: str) -> None:
             _print_error(err, message)
 
+        for job in planned:
+            if job.error:
+                on_error(job.error)
         t0 = time.perf_counter()
         workers = min(n_jobs, sum(not j.skipped for j in jobs))
-        if workers == 0:
+        if not jobs:
+            results = []
+        elif workers == 0:
             results = [_skipped(j) for j in jobs]
         elif workers > 1:
             warning = oversubscription_warning(default_threads(), workers, threads)
@@ -405,6 +457,8 @@ def restore(
                 notice(restorer.notice)
             with _make_progress(err, enabled=not quiet and err.is_terminal) as progress:
                 results = _run_jobs(restorer, jobs, settings, progress=progress, on_error=on_error)
+        done = iter(results)
+        results = [BatchResult(j.src, j.outputs, "failed", j.error) if j.error else next(done) for j in planned]
         if not quiet:
             out.print(_summary_table(results))
             out.print(_totals(results, time.perf_counter() - t0), soft_wrap=True)
@@ -413,11 +467,16 @@ def restore(
 
 
 def _ffmpeg_version(exe: str) -> str:
+    """The version ffmpeg reports; FfmpegNotFoundError if ``exe`` cannot be run as one."""
+    from mp3fix.errors import FfmpegNotFoundError
+
     try:
         proc = subprocess.run([exe, "-hide_banner", "-version"], capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.SubprocessError) as exc:
-        return f"cannot run: {exc}"
+        raise FfmpegNotFoundError(f"cannot run ffmpeg {exe}: {getattr(exc, 'strerror', None) or exc}") from exc
     first = proc.stdout.splitlines()[0] if proc.stdout else ""
+    if proc.returncode != 0 or not first.startswith("ffmpeg version "):
+        raise FfmpegNotFoundError(f"{exe} does not run as ffmpeg (exit code {proc.returncode})")
     return first.removeprefix("ffmpeg version ").split(" Copyright")[0]
 
 
@@ -447,7 +506,7 @@ def _info_table(model: Path | None, device: Device) -> list[str]:
     """Print the info table; return the problems found."""
     from mp3fix import audio
     from mp3fix.model import load_config, resolve_model
-    from mp3fix.runtime import available_providers, choose_providers
+    from mp3fix.runtime import Generator, available_providers, choose_providers
 
     problems: list[str] = []
     table = Table(title="mp3fix info", title_justify="left", show_header=False)
@@ -483,6 +542,12 @@ def _info_table(model: Path | None, device: Device) -> list[str]:
         for key, label in (("steps", "training steps"), ("params", "parameters")):
             if cfg.training.get(key) is not None:
                 row(label, cfg.training[key])
+        try:  # the graph itself, against its sidecar (on the CPU: the device is checked below)
+            Generator(path, device="cpu", threads=1)
+        except Mp3fixError as exc:
+            problem("model check", exc)
+        else:
+            row("model check", "the graph matches its sidecar")
     avail = available_providers()
     row("providers available", ", ".join(avail))
     try:
@@ -491,10 +556,41 @@ def _info_table(model: Path | None, device: Device) -> list[str]:
         problem(f"providers for --device {device.value}", exc)
     try:
         exe = audio.ffmpeg_exe()
-    except Mp3fixError as exc:
-        problem("ffmpeg", exc)
-    else:
         row("ffmpeg", exe)
         row("ffmpeg version", _ffmpeg_version(exe))
+    except Mp3fixError as exc:
+        problem("ffmpeg", exc)
     _stdout().print(table)
     return problems
+
+
+def _click_exceptions():  # noqa: ANN202 - a module
+    """The exceptions module of the click that typer runs on: its own copy since
+    typer 0.26, click itself before."""
+    try:
+        from typer._click import exceptions
+    except ImportError:
+        from click import exceptions
+    return exceptions
+
+
+def run(argv: list[str] | None = None) -> None:
+    """The ``mp3fix`` command: the app, with a bad command line reported as one
+    red line (what is wrong, and where to read more) and exit code 2, not
+    click's boxed usage message."""
+    ex = _click_exceptions()
+    no_args = getattr(ex, "NoArgsIsHelpError", ())
+    try:
+        code = app(args=argv, prog_name="mp3fix", standalone_mode=False)
+    except no_args as exc:  # `mp3fix` or a command alone: its help
+        if exc.ctx is not None:
+            typer.echo(exc.ctx.get_help())
+        code = 2
+    except ex.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else "mp3fix"
+        _print_error(_stderr(), f"{exc.format_message()} (see {where} --help)")
+        code = exc.exit_code
+    except typer.Abort:  # Ctrl-C while click itself was running
+        _print_error(_stderr(), "interrupted")
+        code = EXIT_INTERRUPTED
+    raise SystemExit(code if isinstance(code, int) else 0)

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import multiprocessing
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,6 +34,39 @@ if TYPE_CHECKING:
     from multiprocessing.synchronize import Event
 
     from mp3fix.restore import Restorer
+
+
+# Signals that stop a batch the way Ctrl-C does: partial outputs removed, finished ones kept.
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where Ctrl-C raises KeyboardInterrupt, so that every
+    cleanup that handles one handles both; ``signum`` gives the exit code 128 + N."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_stopped(signum: int, frame: object) -> None:
+    raise Stopped(signum)
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Within the block, SIGTERM and SIGHUP raise :class:`Stopped` (Ctrl-C raises
+    KeyboardInterrupt as always); the old handlers come back after it. Only in
+    the main thread, where Python delivers signals."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {sig: signal.signal(sig, _raise_stopped) for sig in STOP_SIGNALS if sig != signal.SIGINT}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
 
 
 def threads_per_job(cores: int, jobs: int, threads: int | None = None) -> int:
@@ -76,6 +111,8 @@ class RestoreSettings:
     # the restored band this many dB louder (negative: quieter) than the model chose; with
     # several levels, each file is written once per level (the job's outputs, level by level)
     highs: tuple[float, ...] = (0.0,)
+    # outputs that exist already are kept and not written again (the others are)
+    skip_existing: bool = False
 
     def restorer(self) -> Restorer:
         from mp3fix.restore import Restorer
@@ -98,7 +135,7 @@ def restore_job(
         fr = restorer.restore_file(job.src, job.outputs, seed=settings.seed, bit_depth=settings.bit_depth,
                                    on_progress=on_progress, overwrite=settings.overwrite, guard=settings.guard,
                                    source_band_hz=settings.source_band_hz,
-                                   highs=settings.highs)
+                                   highs=settings.highs, skip_existing=settings.skip_existing)
     except (Mp3fixError, OSError) as exc:
         if isinstance(exc, Mp3fixError):
             message = str(exc)
@@ -131,7 +168,9 @@ def _init_worker(settings: RestoreSettings, cancelled: Event) -> None:
     global _state
     # Ctrl-C goes to the whole process group; the parent handles it and stops
     # workers through `cancelled`, between two chunks, so that they clean up.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The same for a kill of the group (SIGTERM) or a closed terminal (SIGHUP).
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
     tune_allocator()
     _state = _WorkerState(settings, cancelled)
     try:

@@ -50,7 +50,10 @@ Z_BLOCK = 64
 # song 12.7-14.0 s against 10.6-11.1 s, scripts/gpu-tune.py): the generator is
 # small and the song's DSP, on the host, sets the pace.
 DEFAULT_CHUNK_BATCH = 1
-
+# Variants a file pass restores at once (``restore_file``): memory grows by about
+# 75 MB per variant restored together (arrays of a stereo chunk, twice over with
+# the pipeline), so --variants 32 is restored four at a time, in eight passes.
+VARIANT_GROUP = 4
 
 NOISE_Z = 0
 NOISE_PHASE = 1
@@ -167,6 +170,7 @@ class _Prepared:
     top: int = 0  # nothing is added from this bin up (0: up to Nyquist)
     fill: int = 0  # bins under the cutoff whose dropouts are filled before the generator's pass
     mid_side: bool = False  # spec holds mid and side, not left and right
+    first_variant: int = 0  # the rows' variants are first_variant, first_variant + 1, ...
 
 
 def software_tag(highs_db: float = 0.0) -> str:
@@ -288,18 +292,18 @@ class Restorer:
 
     def _submit(self, chunks: list[np.ndarray], starts: list[int], seed: int, variants: int,
                 executor: Executor | None, own_edge: OwnEdge = NOT_TOLD,
-                highs_db: float | None = None) -> Callable[[], list[np.ndarray]]:
+                highs_db: float | None = None, first_variant: int = 0) -> Callable[[], list[np.ndarray]]:
         """:meth:`process_chunks` in two halves: STFT and inputs now, the generator
         call on ``executor`` (here and now when None); the returned function
-        waits for it and does phase and inverse STFT. ``highs_db``: as
-        :meth:`restore_stream`'s (None: the restorer's own)."""
+        waits for it and does phase and inverse STFT. ``highs_db``,
+        ``first_variant``: as :meth:`restore_stream`'s (None: the restorer's own)."""
         highs = self.highs_db if highs_db is None else float(highs_db)
         outs: dict[int, np.ndarray] = {}
         todo: list[_Prepared] = []
         for i, (chunk, start) in enumerate(zip(chunks, starts, strict=True)):
             ms = self.mid_side and chunk.shape[0] == 2 * variants
             rows = np.tile(to_mid_side(chunk[:2]), (variants, 1)) if ms else chunk
-            prep = self._prepare(rows, start, seed, variants, own_edge, mid_side=ms)
+            prep = self._prepare(rows, start, seed, variants, own_edge, mid_side=ms, first_variant=first_variant)
             if prep is None:
                 outs[i] = chunk.copy()  # full-band (or silent) chunk: nothing to restore
             else:
@@ -342,9 +346,11 @@ class Restorer:
         return collect
 
     def _prepare(self, chunk: np.ndarray, start: int, seed: int, variants: int,
-                 own_edge: OwnEdge = NOT_TOLD, mid_side: bool = False) -> _Prepared | None:
+                 own_edge: OwnEdge = NOT_TOLD, mid_side: bool = False,
+                 first_variant: int = 0) -> _Prepared | None:
         """STFT, cutoff and generator inputs of one chunk; None if it has nothing to restore.
-        ``mid_side``: the chunk's two channels are mid and side, which share their noise."""
+        ``mid_side``: the chunk's two channels are mid and side, which share their noise;
+        its rows are variants ``first_variant`` ... ``first_variant + variants - 1``."""
         cfg = self.config
         rows, n = chunk.shape
         c = rows // variants
@@ -373,17 +379,25 @@ class Restorer:
             lm[:c, 0, :, :frames] = log_magnitude(low, cfg.log_floor)
             z = np.zeros((rows, cfg.z_channels, cfg.z_bins, padded), np.float32)
             for v in range(variants):
-                for ch in range(c):
-                    draw_z(seed, v, 0 if mid_side else ch, first_frame, frames, cfg.z_channels, cfg.z_bins,
-                           out=z[v * c + ch, :, :, :frames])
-                if cfg.z_global_channels:
-                    z[v * c : (v + 1) * c, cfg.z_channels - cfg.z_global_channels :] = \
-                        global_z(v, cfg.z_global_channels, cfg.z_global_brighter)[None, :, None, None]
-        prep = _Prepared(spec, cutoff, mask1, first_frame, n, (lm, z), top=own_edge.given, mid_side=mid_side)
+                self._variant_z(seed, first_variant + v, c, first_frame, frames, mid_side, z[v * c : (v + 1) * c])
+        prep = _Prepared(spec, cutoff, mask1, first_frame, n, (lm, z), top=own_edge.given, mid_side=mid_side,
+                         first_variant=first_variant)
         prep.fill = hole_fill_bins(cutoff, cfg) if self.hole_fill else 0
         if not prep.fill:  # else on the generator's thread, after the filling pass (``_inputs``)
             self._inputs(prep, seed, variants)
         return prep
+
+    def _variant_z(self, seed: int, variant: int, c: int, first_frame: int, frames: int, mid_side: bool,
+                   out: np.ndarray) -> None:
+        """Fill ``out`` (C, z_channels, z_bins, padded frames; zeros beyond ``frames``)
+        with the noise of one variant's C rows."""
+        cfg = self.config
+        for ch in range(c):
+            draw_z(seed, variant, 0 if mid_side else ch, first_frame, frames, cfg.z_channels, cfg.z_bins,
+                   out=out[ch, :, :, :frames])
+        if cfg.z_global_channels:
+            out[:, cfg.z_channels - cfg.z_global_channels :] = \
+                global_z(variant, cfg.z_global_channels, cfg.z_global_brighter)[None, :, None, None]
 
     def _inputs(self, prep: _Prepared, seed: int, variants: int) -> None:
         """``prep.inputs`` from its (logmag, z) rows: the channels' logmag rows
@@ -395,7 +409,12 @@ class Restorer:
             lm, z = prep.inputs
             c = prep.spec.shape[0]
             if prep.fill:
-                self._fill_dropouts(prep.spec[:, : cfg.n_bins], lm[:c], z[:c], prep.cutoff, prep.fill, seed,
+                # the filling is the first variant's, whichever variants these rows are
+                z0 = z[:c]
+                if prep.first_variant:
+                    z0 = np.zeros_like(z0)
+                    self._variant_z(seed, 0, c, prep.first_frame, prep.spec.shape[-1], prep.mid_side, z0)
+                self._fill_dropouts(prep.spec[:, : cfg.n_bins], lm[:c], z0, prep.cutoff, prep.fill, seed,
                                     prep.first_frame)
             lm[c:] = np.tile(lm[:c], (variants - 1, 1, 1, 1))
             mask = np.broadcast_to(prep.mask1[None, None, :, None], lm.shape).astype(np.float32)
@@ -431,13 +450,13 @@ class Restorer:
         lm[:, 0, band, :frames] = log_magnitude(low[:, band], cfg.log_floor)
 
     def _random_phase(self, seed: int, variants: int, c: int, first_frame: int, frames: int,
-                      shared: bool = False) -> np.ndarray | None:
+                      shared: bool = False, first_variant: int = 0) -> np.ndarray | None:
         """The ``random`` phase strategy's phases, per absolute frame so that overlapping chunks
         agree; ``shared``: the same for every channel (mid and side)."""
         if self.phase != "random":
             return None
-        return np.concatenate([draw_z(seed, v, 0 if shared else ch, first_frame, frames, 1, self.config.n_bins,
-                                      NOISE_PHASE) for v in range(variants) for ch in range(c)])
+        return np.concatenate([draw_z(seed, first_variant + v, 0 if shared else ch, first_frame, frames, 1,
+                                      self.config.n_bins, NOISE_PHASE) for v in range(variants) for ch in range(c)])
 
     def _finish(self, prep: _Prepared, restored: np.ndarray, seed: int, variants: int,
                 highs_db: float) -> np.ndarray:
@@ -449,7 +468,8 @@ class Restorer:
         with self._stage("phase"):
             gain = extension_gain(prep.cutoff, cfg) + highs_db / 20.0 * float(np.log(10.0))
             mp3_low = np.tile(spec[:, : cfg.n_bins], (variants, 1, 1))
-            random_phase = self._random_phase(seed, variants, c, first_frame, frames, prep.mid_side)
+            random_phase = self._random_phase(seed, variants, c, first_frame, frames, prep.mid_side,
+                                              prep.first_variant)
             if gain:  # on the restored band only: the MP3's own bins keep their level
                 restored = restored + (gain * prep.mask1)[:, None].astype(np.float32)
             mag = np.maximum(np.exp(restored) - cfg.log_floor, 0.0)
@@ -472,6 +492,7 @@ class Restorer:
         encoder_reach_hz: float | None = None,
         source_band_hz: float | None = None,
         highs_db: float | None = None,
+        first_variant: int = 0,
     ) -> Iterator[np.ndarray]:
         """Restore a stream of (C, n) blocks at the model rate; yields (variants*C, m)
         blocks, variant-major (rows v*C .. v*C+C-1 are variant v).
@@ -487,10 +508,14 @@ class Restorer:
         and a chunk whose cliff lies there or higher is left as it is.
         ``highs_db`` moves the restored band as the restorer's own ``highs_db``
         does, for this stream only (None: the restorer's own).
+        ``first_variant``: the rows are variants ``first_variant`` to
+        ``first_variant + variants - 1``, each exactly as a stream of all of
+        them from 0 gives it (so a caller can restore many variants a few at a
+        time, in bounded memory).
         """
         cfg = self.config
-        if variants < 1:
-            raise ValueError("variants must be at least 1")
+        if variants < 1 or first_variant < 0:
+            raise ValueError("variants must be at least 1 and first_variant at least 0")
         if highs_db is not None and not np.isfinite(highs_db):
             raise ValueError(f"highs_db must be a finite number of decibels, got {highs_db!r}")
         if source_band_hz is not None and source_band_hz <= 0:
@@ -502,14 +527,14 @@ class Restorer:
                 yield np.tile(b, (variants, 1))
 
         def process(chunk: np.ndarray, start: int) -> np.ndarray:
-            return self._submit([chunk], [start], seed, variants, None, own_edge, highs_db)()[0]
+            return self._submit([chunk], [start], seed, variants, None, own_edge, highs_db, first_variant)()[0]
 
         # One worker: the generator call of one group runs while this thread
         # reads, cuts and transforms the next and finishes the previous one.
         with ThreadPoolExecutor(1, "mp3fix-model") if self.pipeline else nullcontext() as pool:
 
             def submit(chunks: list[np.ndarray], starts: list[int]) -> Callable[[], list[np.ndarray]]:
-                return self._submit(chunks, starts, seed, variants, pool, own_edge, highs_db)
+                return self._submit(chunks, starts, seed, variants, pool, own_edge, highs_db, first_variant)
 
             for out in stream_overlap_add(process, tiled(), cfg.segment, cfg.overlap, cfg.context,
                                           batch=self.chunk_batch, submit=submit):
@@ -558,6 +583,7 @@ class Restorer:
         guard: bool = True,
         source_band_hz: float | None = None,
         highs: Sequence[float] | None = None,
+        skip_existing: bool = False,
     ) -> FileResult:
         """Decode ``src``, restore one variant per entry of ``outputs``, write them.
 
@@ -573,6 +599,10 @@ class Restorer:
         them too (an MP3 re-encoded from a lower bitrate looks like that).
         ``source_band_hz``: where the recording itself ends, if known
         (:meth:`restore_stream`).
+
+        ``skip_existing``: an output that exists already is kept as it is and
+        not written (the others are; the same seed writes the same variants),
+        and ``FileResult.outputs`` lists only those written.
 
         Every output is written to a temporary file and renamed only when all of
         them are complete; on any failure none is left behind. The input is only
@@ -593,12 +623,21 @@ class Restorer:
             audio.output_subtype(out, bit_depth)  # check the format before any work
             if out.resolve() == src.resolve():
                 raise audio.OutputError(f"{out}: refusing to overwrite the input")
-            if out.exists() and not overwrite:
+            if out.exists() and not overwrite and not skip_existing:
                 raise audio.OutputError(f"{out}: already exists (use --overwrite)")
+        kept = {out for out in outputs if skip_existing and out.exists()}
+        if len(kept) == len(outputs):
+            raise audio.OutputError(f"{outputs[0]}: every output exists already, nothing to write")
         info = audio.probe(src)
         c = info.out_channels
-        # a progress total of every pass: the file is restored once per level
-        total = int(round((info.duration or 0.0) * self.sample_rate)) * len(levels)
+        variants = len(outputs) // len(levels)
+        # One pass over the file per level and group of at most VARIANT_GROUP
+        # variants (memory grows with the variants a pass restores at once),
+        # leaving out the groups whose outputs all exist.
+        passes = [(k, level, g0, min(g0 + VARIANT_GROUP, variants))
+                  for k, level in enumerate(levels) for g0 in range(0, variants, VARIANT_GROUP)
+                  if any(o not in kept for o in outputs[k * variants + g0 : k * variants + g0 + VARIANT_GROUP])]
+        total = int(round((info.duration or 0.0) * self.sample_rate)) * len(passes)
         done = 0
 
         def progress(n: int) -> None:
@@ -607,37 +646,45 @@ class Restorer:
             if on_progress is not None:
                 on_progress(done, max(total, done))
 
-        variants = len(outputs) // len(levels)
         # the input's tags (title, artist, album, ...) go with it, and the output says what made it
         tags = audio.read_tags(src)
-        writers = [audio.AudioWriter(o, self.sample_rate, c, bit_depth,
-                                     {**tags, "software": software_tag(self.highs_db if level is None else level)})
-                   for k, level in enumerate(levels) for o in outputs[k * variants : (k + 1) * variants]]
-        entered: list[audio.AudioWriter] = []
+        slots = [None if o in kept else
+                 audio.AudioWriter(o, self.sample_rate, c, bit_depth,
+                                   {**tags, "software": software_tag(self.highs_db if level is None else level)})
+                 for k, level in enumerate(levels) for o in outputs[k * variants : (k + 1) * variants]]
+        writers = [w for w in slots if w is not None]
         try:
             for w in writers:
-                entered.append(w.__enter__())
+                w.open()
             band = info.encoder_band_hz if guard else None
             reach = info.encoder_reach_hz if guard else None
             own_edge_before = self.own_edge_chunks
             own_edge_found = 0
-            for k, level in enumerate(levels):
-                blocks = self._timed("decode", audio.decode_blocks(info, self.sample_rate))
-                level_writers = writers[k * variants : (k + 1) * variants]
-                for out in self.restore_stream(blocks, seed, variants, progress, band, reach, source_band_hz,
-                                               level):
+            problems: list[str] = []
+            for i, (k, level, g0, g1) in enumerate(passes):
+                blocks = self._timed("decode", audio.decode_blocks(info, self.sample_rate,
+                                                                   problems=problems if i == 0 else None))
+                group = slots[k * variants + g0 : k * variants + g1]
+                for out in self.restore_stream(blocks, seed, g1 - g0, progress, band, reach, source_band_hz,
+                                               level, first_variant=g0):
                     with self._stage("write"):
-                        for v, w in enumerate(level_writers):
-                            w.write(out[v * c : (v + 1) * c])
-                if k == 0:  # every level's pass leaves the same passages alone: count them once
+                        for v, w in enumerate(group):
+                            if w is not None:
+                                w.write(out[v * c : (v + 1) * c])
+                if i == 0:  # every pass leaves the same passages alone: count them once
                     own_edge_found = self.own_edge_chunks - own_edge_before
-        except BaseException as exc:
-            for w in reversed(entered):
-                w.__exit__(type(exc), exc, None)
+            for w in writers:  # every output complete before any is renamed into place
+                w.finish()
+            for w in writers:
+                w.commit()
+        except BaseException:
+            for w in writers:
+                w.abort()
             raise
-        for w in reversed(entered):
-            w.__exit__(None, None, None)
-        notes = []
+        notes = list(problems)
+        if problems and info.duration and info.duration - writers[0].frames / self.sample_rate > 0.5:
+            notes.append(f"{writers[0].frames / self.sample_rate:.1f} s decoded of the {info.duration:.1f} s "
+                         "the file says it holds")
         if own_edge_found and band:
             notes.append(f"the recording itself ends below the {band / 1000:.1f} kHz "
                          f"a {info.bitrate_kbps} kbit/s MP3 keeps: "
@@ -645,8 +692,11 @@ class Restorer:
                          "(--ignore-bitrate restores them)")
         if info.downmixed:
             notes.append(f"{info.channels} channels downmixed to stereo")
+        if info.codec in audio.UNTIMED_CODECS:
+            notes.append("WMA holds no encoder delay ffmpeg reads: the output may start up to 0.1 s "
+                         "early or late against the original")
         clipped = sum(w.clipped for w in writers)
         if clipped:
             notes.append(f"{clipped} samples clipped at full scale (write float WAV to keep them)")
-        return FileResult(src, list(outputs), writers[0].frames / self.sample_rate, info.sample_rate,
+        return FileResult(src, [w.path for w in writers], writers[0].frames / self.sample_rate, info.sample_rate,
                           c, clipped, notes)

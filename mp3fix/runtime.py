@@ -76,6 +76,39 @@ def default_threads() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
+MAX_ROWS = 8  # rows (channels x variants x chunks) in one onnxruntime call
+
+
+def expected_shapes(cfg: ModelConfig) -> dict[str, tuple[int, int]]:
+    """The fixed sizes (channels, frequency rows) of each generator input and output
+    as the sidecar describes them; batch and time are free."""
+    shapes = {"logmag": (1, cfg.n_bins), "mask": (1, cfg.n_bins), "z": (cfg.z_channels, cfg.z_bins),
+              "copied": (1, cfg.n_bins)}
+    return {**{n: shapes[n] for n in cfg.input_names if n in shapes},
+            **{n: (1, cfg.n_bins) for n in cfg.output_names}}
+
+
+def check_shapes(session: ort.InferenceSession, cfg: ModelConfig, path: Path) -> None:
+    """ModelError unless the ONNX graph's inputs and outputs are the ones its sidecar
+    names, with the sizes it gives (a sidecar beside the wrong model would
+    otherwise fail deep inside onnxruntime at the first chunk)."""
+    names = [i.name for i in session.get_inputs()]
+    if names != cfg.input_names:
+        raise ModelError(f"model {path}: its inputs {names} do not match its sidecar's {cfg.input_names}")
+    outputs = [o.name for o in session.get_outputs()]
+    if not set(cfg.output_names) <= set(outputs):
+        raise ModelError(f"model {path}: its outputs {outputs} do not match its sidecar's {cfg.output_names}")
+    want = expected_shapes(cfg)
+    for arg in [*session.get_inputs(), *session.get_outputs()]:
+        if arg.name not in want or len(arg.shape) != 4:
+            continue
+        for axis, size in zip((1, 2), want[arg.name], strict=True):
+            got = arg.shape[axis]
+            if isinstance(got, int) and got != size:
+                raise ModelError(f"model {path}: its {arg.name!r} has {got} where its sidecar says {size} "
+                                 f"(axis {axis}): the sidecar is not this model's")
+
+
 class Generator:
     """An ONNX generator plus its sidecar settings.
 
@@ -125,9 +158,7 @@ class Generator:
                     "(or use --device cpu)"
                 )
             self.notice = CUDA_FELL_BACK
-        names = [i.name for i in self.session.get_inputs()]
-        if names != self.config.input_names:
-            raise ModelError(f"model inputs {names} do not match its sidecar {self.config.input_names}")
+        check_shapes(self.session, self.config, self.path)
 
     @property
     def device(self) -> str:
@@ -150,5 +181,15 @@ class Generator:
                         else np.full(arr.shape[:-1] + (pad,), fill[name], np.float32))
                 arrays[name] = np.concatenate([arr, tail], -1)
         feeds = {name: arrays[name] for name in cfg.input_names}
-        out = self.session.run(cfg.output_names, feeds)[0]
+        n = logmag.shape[0]
+        try:
+            # At most MAX_ROWS rows a call: onnxruntime keeps memory for the largest
+            # batch it has seen (about 50 MB a row with the shipped model), and
+            # rows are independent, so --variants 32 costs no more model memory
+            # than --variants 4 and the output is the same.
+            outs = [self.session.run(cfg.output_names, {k: v[i : i + MAX_ROWS] for k, v in feeds.items()})[0]
+                    for i in range(0, n, MAX_ROWS)]
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises several unrelated types
+            raise ModelError(f"model {self.path} failed: {str(exc).splitlines()[0]}") from exc
+        out = outs[0] if len(outs) == 1 else np.concatenate(outs)
         return out[..., :t]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 import soundfile as sf
 from scipy.signal import resample_poly
 
+from mp3fix import audio
 from mp3fix.audio import (
     AudioWriter,
     decode,
@@ -227,6 +229,47 @@ def test_writer_replaces_only_on_success(tmp_path: Path) -> None:
         raise KeyboardInterrupt
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.wav"]
+
+
+@pytest.mark.parametrize("fails", ["write", "close"])
+def test_a_failed_write_or_close_is_one_output_error_and_leaves_nothing(tmp_path: Path, fails: str,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    # libsndfile says only "System error." when the disk is full; a close that fails (the header
+    # is written then) must not rename the broken file into place
+    target = tmp_path / "out.wav"
+    target.write_bytes(b"old")
+
+    real = getattr(sf.SoundFile, fails)
+
+    def broken(self, *args):  # type: ignore[no-untyped-def]
+        if fails == "close":
+            if self.closed:  # soundfile's __del__ closes again
+                return
+            real(self)  # the handle is gone, the header may not be
+        raise sf.SoundFileRuntimeError("System error.")
+
+    monkeypatch.setattr(sf.SoundFile, fails, broken)
+    with pytest.raises(OutputError, match=r"out\.wav: writing failed \(System error\.\)"):
+        with AudioWriter(target, SR, 1) as w:
+            w.write(np.zeros((1, 10), np.float32))
+    usage = shutil.disk_usage
+    monkeypatch.setattr(audio.shutil, "disk_usage", lambda p: usage(p)._replace(free=4096))
+    with pytest.raises(OutputError, match=r"out\.wav: no space left on the device"):
+        with AudioWriter(target, SR, 1) as w:
+            w.write(np.zeros((1, 10), np.float32))
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.wav"]
+
+
+def test_written_by_mp3fix(tmp_path: Path) -> None:
+    ours, theirs = tmp_path / "a.flac", tmp_path / "b.wav"
+    with AudioWriter(ours, SR, 1, tags={"software": "mp3fix 0.1.0 (highs -6 dB)"}) as w:
+        w.write(np.zeros((1, 10), np.float32))
+    sf.write(theirs, np.zeros(10, np.float32), SR)
+    (tmp_path / "c.mp3").write_bytes(b"x")
+    (tmp_path / "d.wav").write_bytes(b"not a wav")
+    assert [audio.written_by_mp3fix(tmp_path / n) for n in ("a.flac", "b.wav", "c.mp3", "d.wav")] == [
+        True, False, False, False]
 
 
 @pytest.mark.parametrize("mask", [0o022, 0o077])

@@ -55,12 +55,26 @@ def test_format_conflicting_with_output_extension(tmp_path: Path) -> None:
         plan_jobs([song], tmp_path / "o.wav", "flac", 1, False)
 
 
-@pytest.mark.parametrize("name", ["o.mp3", "o", "o.ogg"])
+@pytest.mark.parametrize("name", ["o.mp3", "o.ogg"])
 def test_unknown_output_extension(tmp_path: Path, name: str) -> None:
     song = tmp_path / "song.mp3"
     touch(song)
     with pytest.raises(OutputError, match=r"\.wav or \.flac"):
         plan_jobs([song], tmp_path / name, None, 1, False)
+    # a file of that name that exists is no folder to write into either
+    touch(tmp_path / "o")
+    with pytest.raises(OutputError, match=r"\.wav or \.flac"):
+        plan_jobs([song], tmp_path / "o", None, 1, False)
+
+
+def test_output_name_without_extension_is_a_new_folder(tmp_path: Path) -> None:
+    # `-o out` or `-o out/` (the shell's trailing slash is gone by then) for one file
+    song = tmp_path / "song.mp3"
+    touch(song)
+    [job] = plan_jobs([song], tmp_path / "out", None, 1, False)
+    assert job.outputs == [tmp_path / "out" / "song.wav"]
+    [job] = plan_jobs([song], tmp_path / "out", "flac", 2, False)
+    assert job.outputs == [tmp_path / "out" / "song.v1.flac", tmp_path / "out" / "song.v2.flac"]
 
 
 def test_unknown_format(tmp_path: Path) -> None:
@@ -206,23 +220,47 @@ def test_same_file_twice_is_one_job(tmp_path: Path) -> None:
     assert len(jobs) == 1
 
 
-def test_two_inputs_same_output_is_an_error(tmp_path: Path) -> None:
+def test_two_inputs_same_output_fail_those_files_only(tmp_path: Path) -> None:
     music = tmp_path / "music"
-    touch(music / "song.mp3", music / "song.m4a")
-    with pytest.raises(PlanError, match="both be written"):
-        plan_jobs([music], tmp_path / "out", None, 1, False)
+    touch(music / "song.mp3", music / "song.m4a", music / "other.mp3")
+    jobs = plan_jobs([music], tmp_path / "out", None, 1, False)
+    errors = {j.src.name: j.error for j in jobs}
+    assert errors["other.mp3"] == ""  # the rest of the library goes on
+    for name in ("song.mp3", "song.m4a"):  # neither wins: which one would is arbitrary
+        assert "would both be written to" in errors[name] and str(tmp_path / "out" / "song.wav") in errors[name]
+    # --skip-existing does not hide the conflict behind an existing output
+    touch(tmp_path / "out" / "song.wav")
+    jobs = plan_jobs([music], tmp_path / "out", None, 1, True)
+    assert [(j.src.name, j.skipped, bool(j.error)) for j in jobs] == [
+        ("other.mp3", False, False), ("song.m4a", False, True), ("song.mp3", False, True)]
 
 
 def test_output_equal_to_input_is_an_error(tmp_path: Path) -> None:
     song = tmp_path / "song.wav"
     touch(song)
-    with pytest.raises(PlanError, match="overwrite the input"):
+    with pytest.raises(PlanError, match="overwrite the input"):  # one file: the whole command fails
         plan_jobs([song], song, None, 1, False)
-    # a folder restored into itself would overwrite its own .wav files
+    # a folder restored into itself would overwrite its own .wav files: that file fails
     music = tmp_path / "music"
-    touch(music / "a.mp3", music / "b.wav")
-    with pytest.raises(PlanError, match="overwrite the input"):
-        plan_jobs([music], music, None, 1, False)
+    touch(music / "a.mp3", music / "b.wav", music / "c.mp3")
+    jobs = plan_jobs([music], music, None, 1, False)
+    errors = {j.src.name: j.error for j in jobs}
+    assert "output would overwrite the input" in errors["b.wav"]
+    assert errors["a.mp3"] == errors["c.mp3"] == ""
+
+
+def test_folder_scan_leaves_out_own_outputs(tmp_path: Path) -> None:
+    # restoring a folder into itself twice: the first run's a.wav is no input of the second
+    music = tmp_path / "music"
+    touch(music / "a.mp3", music / "a.wav", music / "mine.wav", music / "sub" / "b.flac")
+    ours = {music / "a.wav", music / "sub" / "b.flac"}
+    jobs = plan_jobs([music], music, None, 1, True, own_output=lambda p: p in ours)
+    assert sorted(j.src.name for j in jobs) == ["a.mp3", "mine.wav"]
+    assert {j.src.name: j.skipped for j in jobs} == {"a.mp3": True, "mine.wav": False}
+    assert "overwrite the input" in next(j for j in jobs if j.src.name == "mine.wav").error
+    # a file given by name is restored whatever wrote it
+    [job] = plan_jobs([music / "a.wav"], tmp_path / "x.wav", None, 1, False, own_output=lambda p: True)
+    assert job.src == music / "a.wav" and not job.error
 
 
 @pytest.mark.parametrize("make", ["missing", "empty_folder"])

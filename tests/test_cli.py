@@ -518,3 +518,192 @@ def test_keep_mp3_band_leaves_the_dropouts_under_the_cutoff(tmp_path, fill_model
     assert np.linalg.norm(f[under] - mp3[under]) > 0.05 * np.linalg.norm(mp3[under])  # its dropouts filled
     below = (..., slice(0, cut - 60), slice(8, -8))
     assert np.linalg.norm(f[below] - k[below]) < 1e-3 * np.linalg.norm(k[below])
+
+
+# ------------------------------------------------ what a library throws at it (session 22's audit)
+
+
+def run_script(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, str]:
+    """The ``mp3fix`` console script (``cli.run``) in-process: (exit code, stdout, stderr)."""
+    from mp3fix.cli import run as script
+
+    with pytest.raises(SystemExit) as stop:
+        script([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return stop.value.code, out, err
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--foo"], "No such option: --foo"),
+    (["--seed", "-1"], "--seed"),
+    (["--format", "mp3"], "--format"),
+    (["--highs", "nan"], "nan is not a level from -40 to +12 dB"),
+    (["--highs", "30"], "30 is not a level"),
+    (["--source-band", "inf"], "inf is not a frequency of 1000 Hz or more"),
+    (["--source-band", "nan"], "nan is not a frequency"),
+    (["--variants", "0"], "--variants"),
+])
+def test_bad_command_line_is_one_line_and_exit_2(capsys, stereo_mp3: Path, args, says) -> None:
+    code, out, err = run_script(capsys, "restore", stereo_mp3, *args)
+    assert code == 2
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and says in lines[0], err
+    assert lines[0].endswith("(see mp3fix restore --help)")
+    assert "Traceback" not in out + err
+
+
+def test_console_script_missing_argument_unknown_command_and_help(capsys) -> None:
+    code, _, err = run_script(capsys, "restore")
+    assert code == 2 and err.startswith("error: Missing argument 'FILE_OR_FOLDER'") and err.count("\n") == 1
+    code, _, err = run_script(capsys, "bogus")
+    assert code == 2 and "No such command 'bogus'" in err and "(see mp3fix --help)" in err
+    code, out, _ = run_script(capsys, "--version")
+    assert code == 0 and out.strip() == f"mp3fix {__version__}"
+    code, out, _ = run_script(capsys, "restore", "--help")
+    assert code == 0
+    for flag in ("--skip-existing", "--overwrite", "--quiet", "--keep-mp3-band", "--ignore-bitrate"):
+        line = next(ln for ln in out.splitlines() if flag in ln)
+        assert "<bool>" not in line  # a flag takes no value
+
+
+def test_disk_full_fails_that_file_and_the_batch_goes_on(tmp_path, copy_to, stereo_mp3, mono_mp3,
+                                                          identity_model, monkeypatch) -> None:
+    music, out = tmp_path / "music", tmp_path / "out"
+    copy_to(stereo_mp3, "a.mp3", music)
+    copy_to(mono_mp3, "b.mp3", music)
+    real_write, real_usage = sf.SoundFile.write, shutil.disk_usage
+
+    def write(self, data):  # the first output's disk fills up
+        if Path(self.name).name.startswith(".a."):
+            raise sf.SoundFileRuntimeError("System error.")
+        return real_write(self, data)
+
+    monkeypatch.setattr(sf.SoundFile, "write", write)
+    monkeypatch.setattr(audio.shutil, "disk_usage", lambda p: real_usage(p)._replace(free=0))
+    result = run("restore", music, "-o", out, "--model", identity_model)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [f"error: {out / 'a.wav'}: no space left on the device"]
+    assert "1 restored, 1 failed" in result.stdout
+    assert files_in(out) == ["b.wav"]  # no partial a.wav, hidden or not
+
+
+@pytest.mark.parametrize("signum", [15, 1])  # SIGTERM, SIGHUP
+def test_terminate_leaves_no_partial_files(tmp_path, stereo_mp3, identity_model, monkeypatch, signum) -> None:
+    import signal
+
+    def killed_write(self, block) -> None:
+        os.kill(os.getpid(), signum)  # what `kill` or a closed terminal does mid-file
+
+    monkeypatch.setattr(audio.AudioWriter, "write", killed_write)
+    handler = signal.getsignal(signum)
+    out = tmp_path / "out"
+    result = run("restore", stereo_mp3, "-o", out / "x.wav", "--model", identity_model)
+    assert result.exit_code == 128 + signum
+    assert result.stderr.splitlines() == [f"error: stopped by signal {signum}"]
+    assert files_in(out) == []
+    assert signal.getsignal(signum) == handler  # put back as it was
+
+
+@pytest.mark.parametrize("name", ["Intro: Hello.mp3", "pipe:1.mp3", "data: intro.mp3", "-dash.mp3",
+                                  "音" * 80 + ".mp3"])
+def test_awkward_file_names(tmp_path, copy_to, stereo_mp3, identity_model, name) -> None:
+    # ffmpeg takes what comes before a colon for a protocol; the hidden temporary
+    # name must fit within 255 bytes wherever the final name does
+    src = copy_to(stereo_mp3, name, tmp_path / "in")
+    result = run("restore", src, "--model", identity_model, "-q")
+    assert result.exit_code == 0, result.output
+    assert files_in(tmp_path / "in") == sorted([name, Path(name).stem + ".restored.wav"])
+
+
+def test_sidecar_of_another_model_is_one_line(tmp_path, fill_model) -> None:
+    model = tmp_path / "m.onnx"
+    shutil.copyfile(fill_model, model)
+    sidecar = json.loads(fill_model.with_name("fill.onnx.json").read_text())
+    sidecar.update(z_bins=64, sha256="")  # the graph's z has 512 rows
+    (tmp_path / "m.onnx.json").write_text(json.dumps(sidecar))
+    src = tmp_path / "x.wav"
+    sf.write(src, np.zeros((4410, 2), np.float32), 44100)
+    line = assert_one_error_line(run("restore", src, "--model", model, "-o", tmp_path / "y.wav", columns=NARROW))
+    assert "the sidecar is not this model's" in line
+    assert not (tmp_path / "y.wav").exists()
+    info = run("info", "--model", model)
+    assert info.exit_code == 1 and "the sidecar is not this model's" in info.stderr
+
+
+def test_info_with_an_ffmpeg_that_does_not_run(tmp_path, identity_model) -> None:
+    result = CliRunner(env={**ENV, "COLUMNS": "240", "MP3FIX_FFMPEG": str(tmp_path / "nothing")}).invoke(
+        app, ["info", "--model", str(identity_model)])
+    assert result.exit_code == 1 and "cannot run ffmpeg" in result.stderr
+
+
+def test_nan_samples_become_silence_with_a_note(tmp_path, identity_model) -> None:
+    x = np.random.default_rng(0).normal(0, 0.1, (22050, 2)).astype(np.float32)
+    x[100, 0], x[200, 1], x[300, 0] = np.nan, np.inf, -np.inf
+    src = tmp_path / "nan.wav"
+    sf.write(src, x, 44100, subtype="FLOAT")
+    result = run("restore", src, "--model", identity_model)
+    assert result.exit_code == 0 and result.stderr == "", result.output
+    assert "3 samples that were not numbers (NaN or infinite) set to 0" in result.stdout
+    y, _ = read(tmp_path / "nan.restored.wav")
+    assert np.isfinite(y).all()
+    assert np.allclose(y[:, 1000:-1000], x.T[:, 1000:-1000], atol=1e-3)  # the rest as it was
+
+
+def test_damaged_mp3_is_restored_with_a_note(tmp_path, copy_to, stereo_mp3, identity_model) -> None:
+    data = bytearray(stereo_mp3.read_bytes())
+    mid = len(data) // 2
+    data[mid : mid + 1500] = np.random.default_rng(5).integers(0, 256, 1500, dtype=np.uint8).tobytes()
+    src = tmp_path / "damaged.mp3"
+    src.write_bytes(bytes(data))
+    result = run("restore", src, "--model", identity_model)
+    assert result.exit_code == 0, result.output
+    assert "damaged data in the input, decoded around" in result.stdout
+    whole = run("restore", copy_to(stereo_mp3, "whole.mp3"), "--model", identity_model)
+    assert "damaged data" not in whole.stdout
+
+
+def test_folder_restored_into_itself_twice(tmp_path, copy_to, stereo_mp3, mono_mp3, identity_model) -> None:
+    lib = tmp_path / "lib"
+    copy_to(stereo_mp3, "a.mp3", lib)
+    copy_to(mono_mp3, "b.mp3", lib)
+    first = run("restore", lib, "-o", lib, "--model", identity_model, "-q")
+    assert first.exit_code == 0, first.output
+    before = {p: sha256(p) for p in lib.iterdir()}
+    again = run("restore", lib, "-o", lib, "--model", identity_model, "--skip-existing")
+    assert again.exit_code == 0, again.output
+    assert "0 restored, 2 skipped" in again.stdout  # a.wav and b.wav are outputs, not inputs
+    assert {p: sha256(p) for p in lib.iterdir()} == before
+    # a file of the user's that an output would replace fails alone, and stays as it was
+    sf.write(lib / "c.wav", np.zeros((4410, 2), np.float32), 44100)
+    copy_to(stereo_mp3, "c.mp3", lib)
+    third = run("restore", lib, "-o", lib, "--model", identity_model, "--skip-existing")
+    assert third.exit_code == 1
+    assert third.stderr.count("error:") == 2 and "overwrite the input" in third.stderr
+    assert sha256(lib / "a.wav") == before[lib / "a.wav"]
+
+
+def test_skip_existing_writes_only_missing_variants(tmp_path, stereo_mp3, fill_model) -> None:
+    out = tmp_path / "v" / "o.wav"
+    assert run("restore", stereo_mp3, "-o", out, "--model", fill_model, "--variants", 2, "-q").exit_code == 0
+    v = tmp_path / "v"
+    stamps = {p.name: p.stat().st_mtime_ns for p in v.iterdir()}
+    more = run("restore", stereo_mp3, "-o", out, "--model", fill_model, "--variants", 3, "--skip-existing")
+    assert more.exit_code == 0, more.output
+    assert files_in(v) == ["o.v1.wav", "o.v2.wav", "o.v3.wav"]
+    assert {p.name: p.stat().st_mtime_ns for p in v.iterdir() if p.name != "o.v3.wav"} == stamps
+    fresh = tmp_path / "f" / "o.wav"
+    assert run("restore", stereo_mp3, "-o", fresh, "--model", fill_model, "--variants", 3, "-q").exit_code == 0
+    assert sha256(v / "o.v3.wav") == sha256(tmp_path / "f" / "o.v3.wav")  # what a fresh run writes
+
+
+def test_progress_of_a_file_counts_audio_time() -> None:
+    from rich.progress import Progress
+
+    from mp3fix.cli import _AmountColumn
+
+    progress = Progress()
+    files = progress.add_task("files", total=12, completed=3)
+    song = progress.add_task("song.mp3", total=44100 * 200, completed=44100 * 65, rate=44100)
+    column = _AmountColumn()
+    assert column.render(progress.tasks[files]).plain.strip() == "3/12"
+    assert column.render(progress.tasks[song]).plain == "1:05/3:20"

@@ -677,8 +677,8 @@ def test_failure_mid_stream_leaves_nothing(fill: Restorer, stereo_wav: tuple[np.
     _, src = stereo_wav
     real = audio.decode_blocks
 
-    def failing(info: audio.SourceInfo, rate: int, block: int = 1 << 16):  # type: ignore[no-untyped-def]
-        gen = real(info, rate, block=8192)
+    def failing(info: audio.SourceInfo, rate: int, block: int = 1 << 16, problems=None):  # type: ignore[no-untyped-def]
+        gen = real(info, rate, block=8192, problems=problems)
         yield next(gen)
         yield next(gen)
         raise DecodeError(f"{info.path}: decoding failed (simulated)")
@@ -757,3 +757,48 @@ def test_source_band_at_or_below_the_cutoff_leaves_the_audio_alone(fill: Restore
     assert fill.own_edge_chunks == 0  # not the bitrate's guard: nothing to say about it
     with pytest.raises(ValueError, match="source_band_hz"):
         fill.restore(fill_input, SR, source_band_hz=0.0)
+
+
+@pytest.mark.parametrize("phase", ["copy", "random"])
+def test_variants_in_groups_are_the_variants_of_one_pass(stereo_wav: tuple[np.ndarray, Path], tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch, phase: str) -> None:
+    # restore_file restores VARIANT_GROUP variants a pass (memory grows with the variants restored
+    # at once); each variant, dropout filling included, must be what one pass of all of them writes
+    _, src = stereo_wav
+    r = Restorer(FILL_MODEL, device="cpu", threads=1, phase=phase)
+    r.config.hole_fill_bins, r.config.hole_fill_hz, r.config.hole_fill_db = 48, [0.0, 22050.0], 30.0
+    r.config.extension_gain_db = [[1000.0, 60.0]]  # so that the filling fills something
+    written = {}
+    for group in (2, 5):
+        monkeypatch.setattr(restore, "VARIANT_GROUP", group)
+        outs = [tmp_path / f"g{group}" / f"v{i}.wav" for i in range(5)]
+        r.restore_file(src, outs, seed=4)
+        written[group] = [sf.read(o, dtype="float32")[0] for o in outs]
+    for a, b in zip(written[2], written[5], strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not np.allclose(written[2][3], written[2][0])  # the groups' variants differ, as variants do
+    # the same rows from the stream, started at a later variant
+    x = sf.read(src, dtype="float32")[0].T
+    late = np.concatenate(list(r.restore_stream([x], seed=4, variants=2, first_variant=3)), axis=1)
+    np.testing.assert_array_equal(late[2:4].T, written[5][4])
+
+
+def test_generator_calls_of_at_most_max_rows_change_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mp3fix import runtime
+
+    r = Restorer(FILL_MODEL, device="cpu", threads=1)
+    x = faded_lowpass(40000, channels=2, seed=2)
+    whole = r.restore(x, SR, seed=1, variants=3)  # 6 rows in one call
+    calls = []
+    real = r.generator.session.run
+
+    def counted(names, feeds):  # type: ignore[no-untyped-def]
+        calls.append(len(feeds["logmag"]))
+        return real(names, feeds)
+
+    monkeypatch.setattr(runtime, "MAX_ROWS", 4)
+    monkeypatch.setattr(r.generator.session, "run", counted)
+    sliced = r.restore(x, SR, seed=1, variants=3)
+    assert calls and max(calls) <= 4 and 6 in {calls[i] + calls[i + 1] for i in range(len(calls) - 1)}
+    for a, b in zip(whole, sliced, strict=True):
+        np.testing.assert_array_equal(a, b)
