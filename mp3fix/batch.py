@@ -197,8 +197,11 @@ def _plan_targets(inputs: list[Path], output: Path | None, fmt: str | None,
                 targets.append((p, output / (p.stem + ext)))
             continue
         if output is None:
-            name = p.resolve().name or "root"
-            root = p.resolve().parent / (name + FOLDER_SUFFIX)
+            if p.name not in ("", ".", ".."):  # as the user wrote it, so the summary's paths read alike
+                root = p.with_name(p.name + FOLDER_SUFFIX)
+            else:
+                name = p.resolve().name or "root"
+                root = p.resolve().parent / (name + FOLDER_SUFFIX)
         elif len(inputs) == 1:
             root = output
         else:
