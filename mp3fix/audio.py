@@ -8,9 +8,11 @@ place only when everything succeeded.
 
 Channel policy (explicit, per case):
 - mono in: mono out (restored as one channel);
-- stereo in: stereo out (each channel restored, z drawn per channel);
+- stereo in: stereo out (restored as mid and side with the same z, then turned
+  back into left and right; ``Restorer(mid_side=False)``: each channel with a z
+  of its own);
 - more than two channels: downmixed to stereo by ffmpeg's standard matrix, since
-  the model knows nothing of surround layouts; ``Source.downmixed`` says so.
+  the model knows nothing of surround layouts; ``SourceInfo.downmixed`` says so.
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@ Commands are thin: ``restore`` validates its options, plans the jobs with
 for ``--jobs 1``, a pool of worker processes otherwise; ``info`` reports the
 model, providers and ffmpeg. Every user-facing
 problem (an ``Mp3fixError``, a bad option combination, an unreadable input)
-becomes one red ``error: ...`` line on stderr and exit code 1; Ctrl-C exits 130.
+becomes one red ``error: ...`` line on stderr and exit code 1; a bad command
+line (``run``: an unknown option, a value out of range) exit code 2; Ctrl-C
+exits 130, SIGTERM and SIGHUP 128 + N.
 The heavy imports (onnxruntime, scipy) happen inside the commands so that
 ``--help`` and ``--version`` stay fast.
 """
@@ -361,9 +363,9 @@ def restore(
     overwrite: Annotated[bool, typer.Option("--overwrite", metavar="", help="Replace existing outputs.")] = False,
     ignore_bitrate: Annotated[
         bool, typer.Option("--ignore-bitrate", metavar="", help="Restore also where an MP3's bitrate says the "
-                           "recording itself ends below the band its encoder keeps (from 80 kbit/s up, and at 64 "
-                           "kbit/s stereo or 48 mono, such passages are left alone; an MP3 re-encoded from a lower "
-                           "bitrate looks the same).")
+                           "recording itself ends below the band its encoder keeps (where that band is 13 kHz or "
+                           "more, e.g. 80 kbit/s stereo and up, and at 64 kbit/s stereo or 48 mono, such passages "
+                           "are left alone; an MP3 re-encoded from a lower bitrate looks the same).")
     ] = False,
     source_band: Annotated[
         float | None,
@@ -377,9 +379,9 @@ def restore(
         typer.Option("--highs", metavar="DB", callback=_check_highs,
                      help="The restored highs this many dB louder, or quieter if negative, than the model's "
                      "choice: e.g. -12 for a dark or band-limited recording that comes out too bright. "
-                     "The MP3's own band is never changed. Given more than once (--highs -12 --highs -6 "
-                     "--highs 0), each file is written at every level to listen and choose, named "
-                     "[bold]NAME.highs-12.wav[/] ... (-40 to +12) \\[default: 0]", show_default=False),
+                     "The MP3's own band (below the cutoff's 8-bin ramp) is never changed. Given more than once "
+                     "(--highs -12 --highs -6 --highs 0), each file is written at every level to listen and choose, "
+                     "named [bold]NAME.highs-12.wav[/] ... (-40 to +12) \\[default: 0]", show_default=False),
     ] = None,
     keep_mp3_band: Annotated[
         bool, typer.Option("--keep-mp3-band", metavar="", help=(

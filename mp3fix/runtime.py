@@ -45,7 +45,8 @@ def choose_providers(device: str, available: list[str] | None = None) -> list[st
     if device == "cuda" and not has_cuda:
         raise DeviceError(
             "CUDA was requested but this onnxruntime has no CUDA provider: "
-            "pip install 'mp3fix[gpu]' (it replaces onnxruntime with onnxruntime-gpu)"
+            "install mp3fix's gpu extra, pip install '.[gpu]' in its folder (it replaces onnxruntime "
+            "with onnxruntime-gpu)"
         )
     if device in ("auto", "cuda") and has_cuda:
         return [CUDA, CPU]

@@ -1,8 +1,10 @@
 """STFT and inverse STFT in plain numpy, plus the cutoff detector.
 
-Everything here is a pure function of arrays and explicit parameters; the
-parameters themselves come from the model's sidecar (see ``mp3fix.model``), never
-from constants in this module.
+Everything here is a pure function of arrays and explicit parameters. The
+spectral sizes, the log floor and the cliff's drop and width come from the
+model's sidecar (see ``mp3fix.model``); the cutoff detector's silence (50 dB)
+and floor (70 dB) thresholds, its runs of 8 groups of 8 frames and
+``frame_reach``'s settings are this module's defaults.
 
 Conventions: frames are centred (frame ``t`` is centred on sample ``t * hop``),
 the signal is zero-padded by ``n_fft // 2`` on both sides, the window is a

@@ -343,7 +343,7 @@ def test_cuda_fallback_notice_is_printed_once(tmp_path, copy_to, stereo_mp3, mon
 def test_device_cuda_without_cuda(copy_to, stereo_mp3: Path, identity_model: Path) -> None:
     src = copy_to(stereo_mp3)
     result = run("restore", src, "--device", "cuda", "--model", identity_model, columns=NARROW)
-    assert_one_error_line(result, "mp3fix[gpu]")
+    assert_one_error_line(result, "pip install '.[gpu]'")
     assert files_in(src.parent) == [src.name]
 
 

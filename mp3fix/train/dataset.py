@@ -13,8 +13,9 @@ One command (``python -m mp3fix.train.dataset --out data``) does it all:
    decode it exactly the way the runtime does (``mp3fix.audio``), check that it
    lines up with the original by cross-correlation, and cut aligned crops of
    log-magnitude spectrograms (float16) with the detected cutoff.
-The result is ``OUT/train.npz``, ``OUT/train-extra.npz``, ``OUT/val.npz`` and
-``OUT/splits.json``.
+The result is ``OUT/pairs/train.npz``, ``OUT/pairs/train-extra.npz``,
+``OUT/pairs/val.npz`` and ``OUT/pairs/splits.json`` (the music goes in
+``OUT/music/``).
 """
 
 from __future__ import annotations
