@@ -65,6 +65,20 @@ def ffmpeg_exe() -> str:
     raise FfmpegNotFoundError("no ffmpeg found: pip install imageio-ffmpeg, or set MP3FIX_FFMPEG")
 
 
+def ffmpeg_version(exe: str | None = None) -> str:
+    """The version ``exe`` (default: :func:`ffmpeg_exe`) reports; FfmpegNotFoundError
+    if it cannot be run as ffmpeg."""
+    exe = exe or ffmpeg_exe()
+    try:
+        proc = subprocess.run([exe, "-hide_banner", "-version"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise FfmpegNotFoundError(f"cannot run ffmpeg {exe}: {getattr(exc, 'strerror', None) or exc}") from exc
+    first = proc.stdout.splitlines()[0] if proc.stdout else ""
+    if proc.returncode != 0 or not first.startswith("ffmpeg version "):
+        raise FfmpegNotFoundError(f"{exe} does not run as ffmpeg (exit code {proc.returncode})")
+    return first.removeprefix("ffmpeg version ").split(" Copyright")[0]
+
+
 def ffmpeg_input(path: str | Path) -> str:
     """``path`` as ffmpeg's ``-i`` must get it to read that very file: with the
     ``file:`` protocol named, since ffmpeg takes whatever comes before a colon

@@ -15,7 +15,6 @@ The heavy imports (onnxruntime, scipy) happen inside the commands so that
 from __future__ import annotations
 
 import math
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
@@ -416,6 +415,8 @@ def restore(
         for job in jobs:  # the format and bit depth are checked before any work
             for o in job.outputs:
                 audio.output_subtype(o, depth)
+        if any(not j.skipped for j in jobs):
+            audio.ffmpeg_version()  # an ffmpeg that does not run is one line, not a failure per file
 
         from mp3fix.allocator import tune_allocator
         from mp3fix.parallel import RestoreSettings, oversubscription_warning
@@ -466,20 +467,6 @@ def restore(
             out.print(_totals(results, time.perf_counter() - t0), soft_wrap=True)
     if any(r.status == "failed" for r in results):
         raise typer.Exit(1)
-
-
-def _ffmpeg_version(exe: str) -> str:
-    """The version ffmpeg reports; FfmpegNotFoundError if ``exe`` cannot be run as one."""
-    from mp3fix.errors import FfmpegNotFoundError
-
-    try:
-        proc = subprocess.run([exe, "-hide_banner", "-version"], capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise FfmpegNotFoundError(f"cannot run ffmpeg {exe}: {getattr(exc, 'strerror', None) or exc}") from exc
-    first = proc.stdout.splitlines()[0] if proc.stdout else ""
-    if proc.returncode != 0 or not first.startswith("ffmpeg version "):
-        raise FfmpegNotFoundError(f"{exe} does not run as ffmpeg (exit code {proc.returncode})")
-    return first.removeprefix("ffmpeg version ").split(" Copyright")[0]
 
 
 @app.command()
@@ -559,7 +546,7 @@ def _info_table(model: Path | None, device: Device) -> list[str]:
     try:
         exe = audio.ffmpeg_exe()
         row("ffmpeg", exe)
-        row("ffmpeg version", _ffmpeg_version(exe))
+        row("ffmpeg version", audio.ffmpeg_version(exe))
     except Mp3fixError as exc:
         problem("ffmpeg", exc)
     _stdout().print(table)

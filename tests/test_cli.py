@@ -636,6 +636,19 @@ def test_info_with_an_ffmpeg_that_does_not_run(tmp_path, identity_model) -> None
     assert result.exit_code == 1 and "cannot run ffmpeg" in result.stderr
 
 
+@pytest.mark.parametrize("exe", ["nothing", "/bin/true"])
+def test_restore_with_an_ffmpeg_that_does_not_run_is_one_line(tmp_path, copy_to, stereo_mp3, mono_mp3,
+                                                              identity_model, exe) -> None:
+    music = tmp_path / "music"
+    copy_to(stereo_mp3, "a.mp3", music)
+    copy_to(mono_mp3, "b.mp3", music)
+    env = {**ENV, "COLUMNS": str(NARROW), "MP3FIX_FFMPEG": str(tmp_path / exe) if exe == "nothing" else exe}
+    result = CliRunner(env=env).invoke(app, ["restore", str(music), "--model", str(identity_model)])
+    line = assert_one_error_line(result)  # once, not once per file
+    assert ("cannot run ffmpeg" if exe == "nothing" else "does not run as ffmpeg") in line
+    assert not (tmp_path / "music_restored").exists()
+
+
 def test_nan_samples_become_silence_with_a_note(tmp_path, identity_model) -> None:
     x = np.random.default_rng(0).normal(0, 0.1, (22050, 2)).astype(np.float32)
     x[100, 0], x[200, 1], x[300, 0] = np.nan, np.inf, -np.inf
