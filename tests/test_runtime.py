@@ -39,7 +39,7 @@ def test_explicit_cpu_wins_over_cuda() -> None:
 
 
 def test_cuda_without_provider_says_how_to_get_it() -> None:
-    with pytest.raises(DeviceError, match=r"mp3fix\[gpu\]"):
+    with pytest.raises(DeviceError, match=r"pip install '\.\[gpu\]'"):
         choose_providers("cuda", [CPU])
 
 
@@ -58,7 +58,7 @@ def test_default_uses_onnxruntime_list(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_generator_cuda_request_without_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(runtime, "available_providers", lambda: [CPU])
-    with pytest.raises(DeviceError, match=r"mp3fix\[gpu\]"):
+    with pytest.raises(DeviceError, match=r"pip install '\.\[gpu\]'"):
         Generator(IDENTITY_MODEL, device="cuda")
 
 
