@@ -4,6 +4,9 @@ a short training run that resumes, and the shipped model against its training st
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -653,7 +656,8 @@ def test_training_with_the_band_critic_and_switching_back(tmp_path: Path) -> Non
     _, _, D, _ = export.load_run(run)
     assert isinstance(D, BandCritic)
     band_weights = torch.load(run / "last.pt", weights_only=False)["D"]
-    train.main(args + ["--steps", "4"])  # back to the bins critic: a new one, the generator goes on
+    # back to the bins critic, asked for (a resumed run keeps its recipe otherwise): a new one, the generator goes on
+    train.main(args + ["--steps", "4", "--critic", "bins"])
     st = torch.load(run / "last.pt", weights_only=False)
     assert st["step"] == 4 and st["arch"]["critic_kind"] == "bins"
     _, _, D, _ = export.load_run(run)
@@ -929,3 +933,181 @@ def test_a_fine_touch_up_added_at_init_starts_at_zero_and_freeze_base_trains_onl
             continue
         assert torch.equal(w, before[name].float()), name  # the band generator under it did not move
     assert trained["G"]["fine2.weight"].abs().max() > 0  # the touch-up did
+
+
+# ------------------------------------------------ the training side on a user's folder (session 22's audit)
+
+
+def test_added_tracks_never_move_a_held_out_track() -> None:
+    tracks = [Path(f"m/{i:03d}.flac") for i in range(100)]
+    first = dataset.split_tracks(tracks, 1234)
+    # a plain reshuffle would move most test tracks: the previous split keeps them
+    grown = dataset.split_tracks(tracks + [Path("m/100.flac"), Path("m/101.flac")], 1234, previous=first)
+    for name in ("test", "val", "train"):
+        assert set(first[name]) <= set(grown[name])
+    assert sum(len(v) for v in grown.values()) == 102
+    # a new track's split is a function of its name and the seed alone
+    where = {t: k for k, v in grown.items() for t in v}
+    assert dataset._hash_split("elsewhere/100.flac", 1234, 0.06, 0.1) == where["m/100.flac"]
+    drawn = [dataset._hash_split(f"n{i}.flac", 1234, 0.06, 0.1) for i in range(2000)]
+    assert 0.08 < drawn.count("test") / 2000 < 0.12 and 0.04 < drawn.count("val") / 2000 < 0.08
+    # gone tracks are gone
+    fewer = dataset.split_tracks(tracks[1:], 1234, previous=first)
+    assert str(tracks[0]) not in sum(fewer.values(), [])
+
+
+def _slow_fake_pairs(args: tuple) -> dict:
+    import time as _time
+
+    k = int(str(args[0])[1:].split(".")[0])
+    _time.sleep(0.05 * ((5 - k) % 4))  # finish out of order
+    res = _fake_pairs(args)
+    res["x"] = [x + np.float16(k) for x in res["x"]]
+    return res
+
+
+def _fake_pairs_with_a_bad_track(args: tuple) -> dict:
+    if str(args[0]).startswith("t3."):
+        return {"x": [], "y": [], "cutoff": [], "config": [], "lags": [], "path": args[0], "seconds": 0.0,
+                "error": f"{args[0]}: not a readable audio file"}
+    return _fake_pairs(args)
+
+
+def _fake_pairs_of_silence(args: tuple) -> dict:
+    return {**_fake_pairs(args), "x": [], "y": [], "cutoff": [], "config": []}
+
+
+def test_build_is_the_same_bytes_whatever_jobs_and_reports_bad_tracks(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(dataset, "_ffmpeg_duration", lambda p: 60.0)
+    monkeypatch.setattr(dataset, "make_pairs", _slow_fake_pairs)
+    tracks = [Path(f"t{i}.ogg") for i in range(12)]
+    dataset.build(tmp_path / "one", tracks, 3, 1, 60.0, 1, 1)
+    dataset.build(tmp_path / "two", tracks, 3, 1, 60.0, 1, 3)
+    for name in ("train.npz", "val.npz", "splits.json"):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name
+    monkeypatch.setattr(dataset, "make_pairs", _fake_pairs_with_a_bad_track)
+    dataset.build(tmp_path / "bad", tracks, 3, 1, 60.0, 1, 1)  # one corrupt track: skipped, said, built
+    assert "skipped t3.ogg: not a readable audio file" in capsys.readouterr().out
+    # a split left with no pairs at all is one clear error
+    monkeypatch.setattr(dataset, "make_pairs", _fake_pairs_of_silence)
+    with pytest.raises(dataset.DatasetError, match="split has no pairs"):
+        dataset.build(tmp_path / "empty", tracks, 3, 1, 60.0, 1, 1)
+
+
+@pytest.mark.parametrize(("flags", "says"), [
+    (["--jobs", "0"], "--jobs and --crops must be at least 1"),
+    (["--crops", "0"], "--jobs and --crops must be at least 1"),
+    (["--configs-per-track", "13"], "--configs-per-track must be 1 to 12"),
+    (["--excerpt", "1"], "--excerpt must be longer than a training crop"),
+    (["--music", "/nonexistent"], "no such folder"),
+])
+def test_dataset_command_refuses_bad_arguments_in_one_line(tmp_path: Path, monkeypatch, capsys, flags,
+                                                           says) -> None:
+    monkeypatch.setattr(sys, "argv", ["dataset", "--out", str(tmp_path / "d"), *flags])
+    with pytest.raises(SystemExit) as stop:
+        dataset.main()
+    assert stop.value.code == 2 and says in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()
+
+
+def test_dataset_command_needs_three_tracks(tmp_path: Path, monkeypatch) -> None:
+    music = tmp_path / "music"
+    music.mkdir()
+    (music / "notes.txt").write_text("not music")
+    import soundfile as sf
+
+    sf.write(music / "short.wav", np.zeros(4410, np.float32), 44100)
+    monkeypatch.setattr(sys, "argv", ["dataset", "--out", str(tmp_path / "d"), "--music", str(music)])
+    with pytest.raises(SystemExit, match=r"^error: 0 track\(s\) of 20 s or more .* at least 3 are needed"):
+        dataset.main()
+
+
+def test_resume_keeps_the_runs_recipe_and_says_what_a_flag_changes(tmp_path: Path, capsys) -> None:
+    data = _tiny_data(tmp_path / "data")
+    run = tmp_path / "run"
+    base = ["--data", str(data), "--run", str(run), "--batch", "2", "--crop", "32", "--base", "4", "--depth", "2",
+            "--val-every", "2", "--ckpt-every", "2", "--threads", "1"]
+    train.main(base + ["--steps", "2", "--warmup", "1", "--tilt-db", "3", "--no-extra"])
+    # resumed with the same command minus the recipe: the recipe is the run's, not the defaults
+    train.main(["--run", str(run), "--steps", "4", "--threads", "1"])
+    saved = json.loads((run / "args.json").read_text())
+    assert (saved["warmup"], saved["tilt_db"], saved["no_extra"], saved["data"]) == ("1", "3.0", "True", str(data))
+    assert float((run / "log.csv").read_text().splitlines()[-1].split(",")[5]) > 0  # the critic still trains
+    capsys.readouterr()
+    train.main(["--run", str(run), "--steps", "6", "--threads", "1", "--tilt-db", "6"])  # a flag given anew wins
+    assert "recipe changed on resuming: --tilt-db 6.0 (was 3.0)" in capsys.readouterr().out
+    assert json.loads((run / "args.json").read_text())["tilt_db"] == "6.0"
+    with pytest.raises(SystemExit, match="at step 6 already and --steps is 5"):
+        train.main(["--run", str(run), "--steps", "5"])
+
+
+def test_training_without_pairs_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match=r"^error: no .*train\.npz: build the pairs"):
+        train.main(["--data", str(tmp_path / "nothing"), "--run", str(tmp_path / "run")])
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_training_after_the_step_with_a_checkpoint(tmp_path: Path, monkeypatch, signum) -> None:
+    data = _tiny_data(tmp_path / "data")
+    run = tmp_path / "run"
+    args = ["--data", str(data), "--run", str(run), "--batch", "2", "--crop", "32", "--base", "4", "--depth", "2",
+            "--warmup", "100", "--val-every", "50", "--ckpt-every", "50", "--threads", "1"]
+    real, calls = train.draw_train_z, []
+
+    def draw(*a, **k):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 4:  # during step 4: what Ctrl-C or kill does
+            os.kill(os.getpid(), signum)
+        return real(*a, **k)
+
+    monkeypatch.setattr(train, "draw_train_z", draw)
+    handler = signal.getsignal(signum)
+    with pytest.raises(SystemExit) as stop:
+        train.main(args + ["--steps", "40"])
+    assert stop.value.code == 128 + signum
+    assert signal.getsignal(signum) == handler
+    assert torch.load(run / "last.pt", weights_only=False)["step"] == 4  # no steps lost
+    assert (run / "log.csv").read_text().splitlines()[-1].startswith("4,")
+    monkeypatch.setattr(train, "draw_train_z", real)
+    train.main(args + ["--steps", "6"])
+    assert torch.load(run / "last.pt", weights_only=False)["step"] == 6
+
+
+def test_trim_log_drops_rows_past_the_checkpoint(tmp_path: Path) -> None:
+    log = tmp_path / "log.csv"
+    log.write_text("step,time\n10,1\n20,1\n30,1\n")
+    train.trim_log(log, 20)  # killed after writing row 30, before its checkpoint
+    assert log.read_text() == "step,time\n10,1\n20,1\n"
+    train.trim_log(log, 20)
+    assert log.read_text() == "step,time\n10,1\n20,1\n"
+
+
+def test_progress_bar_run(tmp_path: Path, capsys) -> None:
+    assert _tiny_band_run_logs(tmp_path / "data", tmp_path / "run", ["--progress", "bar"], "rec") > 0
+    assert "step 2/2" in capsys.readouterr().out
+
+
+def test_soup_of_level_z_runs_exports_the_file_wide_z_and_its_own_state(tmp_path: Path, monkeypatch) -> None:
+    from mp3fix.model import load_config
+    from mp3fix.train import soup
+
+    data = tmp_path / "data"
+    for name in ("a", "b"):
+        _tiny_band_run_logs(data, tmp_path / name, ["--level-z", "1"], "level_z")
+        shutil.rmtree(data)
+    _tiny_data(data)
+    summary = {"hours": {"train": 0.5, "val": 0.1, "test": 0.1}, "pairs": {"train": 8, "val": 8}, "seed": 7}
+    (data / "splits.json").write_text(json.dumps({"splits": {}, "summary": summary}))
+    soup.main(["--out", str(tmp_path / "s"), str(tmp_path / "a"), str(tmp_path / "b")])
+    models = tmp_path / "models"
+    (models / "train-state").mkdir(parents=True)
+    (models / "train-state" / "state.json").write_text("{}")  # the shipped state, not to be replaced
+    monkeypatch.setattr(sys, "argv", ["export", "--run", str(tmp_path / "s"), "--models", str(models),
+                                      "--name", "soup"])
+    export.main()
+    cfg = load_config(models / "soup.onnx")
+    assert cfg.z_global_channels == 1
+    assert cfg.training["data"] == summary  # from the sources' own --data, not ./data/pairs
+    assert (models / "soup-train-state" / "state.json").exists()
+    assert (models / "train-state" / "state.json").read_text() == "{}"

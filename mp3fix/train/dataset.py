@@ -4,7 +4,11 @@ One command (``python -m mp3fix.train.dataset --out data``) does it all:
 1. sources: Debian's free game-soundtrack packages (``apt-get download`` and
    unpack, no install), or any folder of good-quality music (``--music DIR``);
 2. split by whole track into train / val / test with a seeded shuffle (test
-   tracks are only listed, for ``benchmarks/quality.py``; they never touch training);
+   tracks are only listed, for ``benchmarks/quality.py``; they never touch training).
+   Rebuilt into the same ``OUT`` with the same seed after tracks were added,
+   every track keeps the split ``splits.json`` gave it and only the new ones
+   are drawn (by a seeded hash of their name), so a held-out track never
+   moves into training;
    the music of five more game packages (``EXTRA_PACKAGES``) is added to
    training only, so the held-out tracks stay those of the first four;
 3. for each train/val track and a few seeded encoder settings drawn from
@@ -15,12 +19,15 @@ One command (``python -m mp3fix.train.dataset --out data``) does it all:
    log-magnitude spectrograms (float16) with the detected cutoff.
 The result is ``OUT/pairs/train.npz``, ``OUT/pairs/train-extra.npz``,
 ``OUT/pairs/val.npz`` and ``OUT/pairs/splits.json`` (the music goes in
-``OUT/music/``).
+``OUT/music/``), the same bytes for the same music, seed and options whatever
+``--jobs`` is. A track that cannot be decoded, or is silent, gives no pairs and
+is named in the output; a split left with no pairs is an error.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import subprocess
 import tempfile
@@ -35,6 +42,7 @@ import soundfile as sf
 from scipy.signal import correlate
 
 from mp3fix.audio import decode, ffmpeg_exe
+from mp3fix.errors import Mp3fixError
 from mp3fix.model import ModelConfig
 from mp3fix.spectral import detect_cutoff, log_magnitude, stft, to_mid_side
 
@@ -127,8 +135,9 @@ def collect_music(tree: Path, folder: str, dst: Path) -> int:
     return n
 
 
-def find_tracks(folder: Path, min_seconds: float = 20.0) -> list[Path]:
-    """Audio files in ``folder`` at least ``min_seconds`` long (extensionless Ogg too)."""
+def find_tracks(folder: Path, min_seconds: float = 20.0, skipped: list[str] | None = None) -> list[Path]:
+    """Audio files in ``folder`` at least ``min_seconds`` long (extensionless Ogg too);
+    audio files left out (too short, unreadable) are described in ``skipped``."""
     out = []
     for p in sorted(folder.rglob("*")):
         if not p.is_file():
@@ -144,6 +153,9 @@ def find_tracks(folder: Path, min_seconds: float = 20.0) -> list[Path]:
             dur = _ffmpeg_duration(p)
         if dur is not None and dur >= min_seconds:
             out.append(p)
+        elif skipped is not None:
+            skipped.append(f"{p}: " + ("cannot be read" if dur is None else
+                                       f"{dur:.1f} s, shorter than {min_seconds:g} s"))
     return out
 
 
@@ -156,7 +168,18 @@ def _ffmpeg_duration(path: Path) -> float | None:
         return None
 
 
-def split_tracks(tracks: list[Path], seed: int, val: float = 0.06, test: float = 0.1) -> dict[str, list[str]]:
+def split_tracks(tracks: list[Path], seed: int, val: float = 0.06, test: float = 0.1,
+                 previous: dict[str, list[str]] | None = None) -> dict[str, list[str]]:
+    """Tracks into test / val / train by a seeded shuffle. With ``previous`` (the
+    splits an earlier build with the same seed recorded), each track listed there
+    keeps its split and only the others are drawn, each by a seeded hash of its
+    name (``_hash_split``), so that adding music never moves a held-out track."""
+    if previous:
+        where = {t: name for name in ("test", "val", "train") for t in previous.get(name, [])}
+        out: dict[str, list[str]] = {"test": [], "val": [], "train": []}
+        for t in map(str, tracks):
+            out[where.get(t) or _hash_split(t, seed, val, test)].append(t)
+        return {k: sorted(v) for k, v in out.items()}
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(tracks))
     n_test = max(1, round(len(tracks) * test))
@@ -164,6 +187,14 @@ def split_tracks(tracks: list[Path], seed: int, val: float = 0.06, test: float =
     pick = [str(tracks[i]) for i in order]
     return {"test": sorted(pick[:n_test]), "val": sorted(pick[n_test : n_test + n_val]),
             "train": sorted(pick[n_test + n_val :])}
+
+
+def _hash_split(track: str, seed: int, val: float, test: float) -> str:
+    """A track's split from a seeded hash of its file name: test with probability
+    ``test``, val with ``val``; the same for a track wherever its folder is."""
+    h = hashlib.sha256(f"{seed}:{Path(track).name}".encode()).digest()
+    u = int.from_bytes(h[:8], "big") / 2**64
+    return "test" if u < test else "val" if u < test + val else "train"
 
 
 def encode_mp3(audio: np.ndarray, sr: int, cfg: EncoderConfig, dst: Path) -> None:
@@ -196,7 +227,11 @@ def make_pairs(args: tuple) -> dict:
     mc = ModelConfig(**cfg_dict)
     rng = np.random.default_rng(seed)
     sr = mc.sample_rate
-    orig, _ = decode(path, sr)
+    empty = {"x": [], "y": [], "cutoff": [], "config": [], "lags": [], "path": path, "seconds": 0.0}
+    try:
+        orig, _ = decode(path, sr)
+    except Mp3fixError as exc:  # a corrupt file: its pairs are left out, the build goes on
+        return {**empty, "error": str(exc)}
     if orig.shape[0] == 1:
         orig = np.repeat(orig, 2, axis=0)
     n_ex = int(excerpt_s * sr)
@@ -248,6 +283,10 @@ def make_pairs(args: tuple) -> dict:
 NPZ = {"train": "train.npz", "val": "val.npz", "train_extra": "train-extra.npz"}
 
 
+class DatasetError(Exception):
+    """A data set that cannot be built as asked: ``main`` prints it as one line."""
+
+
 def build(out: Path, tracks: list[Path], seed: int, n_configs: int, excerpt_s: float,
           crops_per: int, jobs: int, extra: list[Path] | None = None, skip_existing: bool = False,
           mid_side: bool = False) -> dict:
@@ -258,11 +297,14 @@ def build(out: Path, tracks: list[Path], seed: int, n_configs: int, excerpt_s: f
     would come out the same): adding the extra tracks then costs only theirs.
     """
     mc = ModelConfig()
-    splits = split_tracks(tracks, seed)
+    old = json.loads((out / "splits.json").read_text()) if (out / "splits.json").exists() else None
+    previous = old["splits"] if old and old["summary"].get("seed") == seed else None
+    splits = split_tracks(tracks, seed, previous=previous)
+    if previous and any(previous.get(k) != splits[k] for k in ("test", "val", "train")):
+        print("tracks added or gone since the last build: the others keep their splits", flush=True)
     if extra:
         splits["train_extra"] = sorted(str(p) for p in extra)
     out.mkdir(parents=True, exist_ok=True)
-    old = json.loads((out / "splits.json").read_text()) if (out / "splits.json").exists() else None
     summary: dict = {"seed": seed, "hours": {}, "pairs": {}, "misaligned": 0, "misaligned_by_split": {},
                      "mid_side": mid_side}
     for name in ("train", "val", "train_extra"):
@@ -282,7 +324,12 @@ def build(out: Path, tracks: list[Path], seed: int, n_configs: int, excerpt_s: f
         xs, ys, cuts, kinds = [], [], [], []
         t0 = time.time()
         with Pool(jobs) as pool:
-            for k, res in enumerate(pool.imap_unordered(make_pairs, jobs_args)):
+            # in track order (not as they finish), so that --jobs does not change the bytes
+            for k, res in enumerate(pool.imap(make_pairs, jobs_args)):
+                if res.get("error"):
+                    print(f"[{name}] skipped {res['error']}", flush=True)
+                elif not res["x"]:
+                    print(f"[{name}] no pairs from {res['path']} (silent, or shorter than a crop)", flush=True)
                 xs += res["x"]
                 ys += res["y"]
                 cuts += res["cutoff"]
@@ -291,6 +338,9 @@ def build(out: Path, tracks: list[Path], seed: int, n_configs: int, excerpt_s: f
                                                         + sum(1 for lag in res["lags"] if lag != 0))
                 print(f"[{name}] {k + 1}/{len(jobs_args)} tracks, {len(xs)} pairs, "
                       f"{time.time() - t0:.0f}s", flush=True)
+        if not xs:
+            raise DatasetError(f"the {name} split has no pairs ({len(jobs_args)} track(s): each silent, "
+                               "unreadable or shorter than a crop); add music or change --seed")
         tmp = out / (NPZ[name] + ".part.npz")
         np.savez(tmp, x=np.stack(xs), y=np.stack(ys),
                  cutoff=np.array(cuts, dtype=np.int16), config=np.array(kinds, dtype=np.int16))
@@ -321,9 +371,32 @@ def main() -> None:
     ap.add_argument("--skip-existing", action="store_true",
                     help="keep pairs already built for an unchanged split (e.g. to add the extra tracks)")
     a = ap.parse_args()
+    if a.jobs < 1 or a.crops < 1:
+        ap.error("--jobs and --crops must be at least 1")
+    if not 1 <= a.configs_per_track <= len(CONFIGS):
+        ap.error(f"--configs-per-track must be 1 to {len(CONFIGS)} (the encoder settings there are)")
+    crop_s = (ModelConfig().train_crop_frames + 1) * ModelConfig().hop / ModelConfig().sample_rate
+    if a.excerpt <= crop_s:
+        ap.error(f"--excerpt must be longer than a training crop ({crop_s:.1f} s)")
+    if a.music is not None and not a.music.is_dir():
+        ap.error(f"--music {a.music}: no such folder")
+    try:
+        run(a)
+    except DatasetError as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
+def run(a: argparse.Namespace) -> None:
+    """The command, its arguments checked."""
     music = a.music or fetch_packages(a.out / "music")
-    tracks = find_tracks(music)
+    skipped: list[str] = []
+    tracks = find_tracks(music, skipped=skipped)
     print(f"{len(tracks)} tracks in {music}")
+    for line in skipped:
+        print(f"skipped {line}")
+    if len(tracks) < 3:
+        raise DatasetError(f"{len(tracks)} track(s) of 20 s or more in {music}: at least 3 are needed "
+                           "(one each for train, validation and test)")
     extra = None
     if not a.music and not a.no_extra:
         extra = find_tracks(fetch_extra(a.out / "music"))

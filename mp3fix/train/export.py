@@ -4,8 +4,11 @@
 
 Writes ``models/NAME.onnx`` and ``models/NAME.onnx.json`` (every runtime
 setting, training summary, metrics, sha256) and ``models/train-state/``
-(generator, averaged generator and critic weights in fp16, no optimiser
-state) from which ``train.py --init`` can continue in a later session. The
+(``models/NAME-train-state/`` for any other name than the shipped
+``mp3fix-gan``: generator, averaged generator and critic weights in fp16, no
+optimiser state) from which ``train.py --init`` can continue in a later
+session. The training-data summary comes from the run's own ``--data``
+(a soup's: its first source's) unless ``--data`` is given. The
 ONNX model is the averaged generator (``train.py --ema``) when the run has one. Checks that onnxruntime
 and torch agree on random inputs and prints the largest difference.
 
@@ -27,6 +30,14 @@ import torch
 
 from mp3fix.model import DEFAULT_MODEL, ModelConfig, load_config, sha256_of
 from mp3fix.train.nets import BandGenerator, Critic, Generator, build_critic, build_generator
+
+
+def source_recipes(run_args: dict) -> list[dict]:
+    """The training recipes (``train.py``'s args) behind a run's ``args.json``: its
+    own, or for a soup (``soup.py``) each source's that has one."""
+    if "soup" in run_args:
+        return [r["args"] for r in run_args["soup"] if isinstance(r.get("args"), dict)]
+    return [run_args] if run_args else []
 
 
 def load_run(run: Path) -> tuple[Generator | BandGenerator, Generator | BandGenerator, Critic, int]:
@@ -141,7 +152,8 @@ def main() -> None:
     ap.add_argument("--models", type=Path, default=Path("models"))
     ap.add_argument("--name", default=DEFAULT_MODEL)
     ap.add_argument("--status", default="")
-    ap.add_argument("--data", type=Path, default=Path("data/pairs"), help="for the training-data summary")
+    ap.add_argument("--data", type=Path, default=None,
+                    help="for the training-data summary (default: the run's own --data, else data/pairs)")
     ap.add_argument("--metrics", type=Path, help="JSON of measured metrics to put in the sidecar")
     ap.add_argument("--extension-gain-db", default="", metavar="HZ:DB,...",
                     help="level calibration of the restored band by cutoff, chosen on validation "
@@ -156,6 +168,8 @@ def main() -> None:
     if a.update:
         update_sidecar(a.update, a.hole_fill, a.metrics, a.status)
         return
+    if not (a.run / "last.pt").exists():
+        raise SystemExit(f"error: no {a.run / 'last.pt'}: give --run a training run's folder (or a soup's)")
     G_raw, G, D, step = load_run(a.run)
     a.models.mkdir(parents=True, exist_ok=True)
     cfg = ModelConfig(name=a.name, time_multiple=G.time_multiple, z_bins=G.z_bins or ModelConfig().n_bins)
@@ -165,19 +179,23 @@ def main() -> None:
     print(f"onnxruntime vs torch: max abs difference {err:.2e}")
     if err > 1e-3:
         raise SystemExit("export parity check failed")
-    splits = a.data / "splits.json"
-    data = json.loads(splits.read_text())["summary"] if splits.exists() else {}
     args_file = a.run / "args.json"
+    run_args = json.loads(args_file.read_text()) if args_file.exists() else {}
+    recipes = source_recipes(run_args)
+    data_dir = a.data or next((Path(r["data"]) for r in recipes if r.get("data")), Path("data/pairs"))
+    splits = data_dir / "splits.json"
+    data = json.loads(splits.read_text())["summary"] if splits.exists() else {}
     cfg.training = {
         "steps": step,
         "arch": G.arch(),
         "params": sum(p.numel() for p in G.parameters()),
-        "args": json.loads(args_file.read_text()) if args_file.exists() else {},
+        "args": run_args,
         "data": {"hours": data.get("hours"), "pairs": data.get("pairs"), "seed": data.get("seed")},
         "onnx_parity_max_abs": err,
     }
     # a run trained with --level-z holds z's last channel over each crop: the runtime must too
-    cfg.z_global_channels = 1 if float(cfg.training["args"].get("level_z", 0) or 0) > 0 else 0
+    # (a soup of such runs too: its args.json lists its sources' recipes)
+    cfg.z_global_channels = 1 if any(float(r.get("level_z", 0) or 0) > 0 for r in recipes) else 0
     if cfg.z_global_channels:
         cfg.z_global_brighter = brighter_sign(G, cfg)
     cfg.metrics = json.loads(a.metrics.read_text()) if a.metrics else {}
@@ -187,7 +205,9 @@ def main() -> None:
     cfg.status = a.status or f"checkpoint at step {step}"
     cfg.sha256 = sha256_of(path)
     path.with_name(path.name + ".json").write_text(json.dumps(cfg.to_dict(), indent=1) + "\n")
-    state = a.models / "train-state"
+    # the shipped model's state is models/train-state (what --init starts from); another
+    # name's goes beside it, so exporting a candidate into models/ cannot replace it
+    state = a.models / ("train-state" if a.name == DEFAULT_MODEL else f"{a.name}-train-state")
     write_train_state(state, G_raw, G, D, step, cfg.training["arch"])
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) and {state}")
 

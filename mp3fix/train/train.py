@@ -28,12 +28,14 @@ import argparse
 import copy
 import csv
 import json
+import signal
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
 from mp3fix.model import ModelConfig, band_mask, extension_gain, hole_fill_bins, load_config, shipped_model_path
 from mp3fix.phase import copy_phase_sources
@@ -257,7 +259,82 @@ def load_adding_fine(G: torch.nn.Module, path: Path) -> None:
         raise SystemExit(f"{path}: weights do not fit this generator (missing {missing}, unexpected {unexpected})")
 
 
+# Flags that belong to one session of a run, not to its recipe: a resumed run takes
+# these as given (or their defaults), and every other flag from the run's args.json
+# unless it is given again.
+SESSION_FLAGS = frozenset({"run", "steps", "minutes", "threads", "device", "val_every", "ckpt_every", "keep_best",
+                           "init", "progress"})
+
+
+def given_flags(ap: argparse.ArgumentParser, argv: list[str]) -> set[str]:
+    """The ``dest`` of every option ``argv`` gives (not those left at their default)."""
+    quiet = copy.deepcopy(ap)
+    for action in quiet._actions:
+        action.default = argparse.SUPPRESS
+    return set(vars(quiet.parse_known_args(argv)[0]))
+
+
+def recipe_from(ap: argparse.ArgumentParser, saved: dict[str, str], a: argparse.Namespace,
+                given: set[str]) -> list[str]:
+    """Set on ``a`` each recipe flag of a run's ``args.json`` (strings, as written)
+    that ``given`` does not give anew; return one line per given flag that
+    changes the recipe (``--lr 5e-05 (was 0.0002)``)."""
+    changed = []
+    for action in ap._actions:
+        k = action.dest
+        if k in SESSION_FLAGS or k not in saved or k == "help":
+            continue
+        text = saved[k]
+        if text == "None":
+            value = None
+        elif isinstance(action, argparse._StoreTrueAction):
+            value = text == "True"
+        else:
+            value = (action.type or str)(text)
+        if k not in given:
+            setattr(a, k, value)
+        elif str(getattr(a, k)) != text:
+            changed.append(f"{action.option_strings[0]} {getattr(a, k)} (was {text})")
+    return changed
+
+
+def trim_log(log_path: Path, step: int) -> None:
+    """Drop the rows of ``log_path`` past ``step`` (written after the last checkpoint
+    by a run that was then killed), so that a resumed run's log does not repeat steps."""
+    if not log_path.exists():
+        return
+    rows = log_path.read_text().splitlines()
+    keep = rows[:1] + [r for r in rows[1:] if r.split(",", 1)[0].isdigit() and int(r.split(",", 1)[0]) <= step]
+    if len(keep) != len(rows):
+        log_path.write_text("\n".join(keep) + "\n")
+
+
+class StopRequest:
+    """SIGINT or SIGTERM asks the run to stop after the current step, with a
+    checkpoint; a second one stops it at once."""
+
+    def __init__(self) -> None:
+        self.signum = 0
+        self.old: dict[int, object] = {}
+
+    def __enter__(self) -> StopRequest:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self.old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.signum:
+            raise KeyboardInterrupt
+        self.signum = signum
+        print(f"\nsignal {signum}: stopping after this step, with a checkpoint (again: at once)", flush=True)
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self.old.items():
+            signal.signal(sig, handler)
+
+
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path("data/pairs"))
     ap.add_argument("--run", type=Path, default=Path("runs/gan"))
@@ -336,11 +413,22 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--keep-best", action="store_true",
                     help="also keep RUN/best.pt: the checkpoint with the lowest validation LSD so far (a short "
                          "run on a small carried subset can overfit)")
+    ap.add_argument("--progress", choices=["auto", "bar", "lines"], default="auto",
+                    help="a rich progress bar (auto: on a terminal) or plain lines (a log file)")
     a = ap.parse_args(argv)
 
     torch.set_num_threads(a.threads)
-    # a run goes on with the architecture it was started with, whatever the flags say
+    # a run goes on with the architecture it was started with, whatever the flags say,
+    # and with the recipe of its args.json, but for the flags given again
     ckpt = a.run / "last.pt"
+    if ckpt.exists() and (a.run / "args.json").exists():
+        changed = recipe_from(ap, json.loads((a.run / "args.json").read_text()), a, given_flags(ap, argv))
+        for line in changed:
+            print(f"recipe changed on resuming: {line}", flush=True)
+    for name in ("train.npz", "val.npz"):
+        if not (a.data / name).exists():
+            raise SystemExit(f"error: no {a.data / name}: build the pairs with `python -m mp3fix.train.dataset "
+                             "--out DIR` and give --data DIR/pairs")
     saved = None
     if ckpt.exists():
         saved = torch.load(ckpt, map_location="cpu", weights_only=False)["arch"]
@@ -405,6 +493,9 @@ def main(argv: list[str] | None = None) -> None:
         else:  # the critic was resized or changed: it starts afresh, the generator goes on
             print(f"critic changed to {a.critic} (base {a.critic_base}): new critic", flush=True)
         step = st["step"]
+        if step >= a.steps:
+            raise SystemExit(f"{a.run} is at step {step} already and --steps is {a.steps}: nothing to train; "
+                             f"give --steps above {step}")
         rng.bit_generator.state = st["rng"]
         # the optimisers' saved state carries the old learning rate; the flag wins,
         # so a run can be resumed with a lower rate for a final settling phase
@@ -442,6 +533,7 @@ def main(argv: list[str] | None = None) -> None:
         opt_g = torch.optim.Adam(G.parameters(), lr=a.lr, betas=(0.5, 0.9))  # new parameters: fresh moments
     (a.run / "args.json").write_text(json.dumps({k: str(v) for k, v in vars(a).items()}, indent=1))
     log_path = a.run / "log.csv"
+    trim_log(log_path, step)
     new_log = not log_path.exists()
     logf = log_path.open("a", newline="")
     log = csv.writer(logf)
@@ -458,117 +550,127 @@ def main(argv: list[str] | None = None) -> None:
     deadline = time.time() + 60.0 * a.minutes if a.minutes else float("inf")
     best = st.get("best", float("inf")) if ckpt.exists() else float("inf")
     stop = False
-    while step < a.steps and not stop:
-        x, y, m, cp = (t.to(dev) for t in train.batch(rng, a.batch, a.crop, a.gain_db, a.tilt_db))
-        z = draw_train_z(x, cfg.z_channels, z_global)
-        if a.fill_first:
-            x, cp = fill_first(G_ema, x, train.last_cut, z, train, cfg)
-        out = G(x, m, z, cp)
-        gan = step >= a.warmup
-        if gan:
-            # critic step
-            d_real = D(y, x, m)
-            d_fake = D(out.detach(), x, m)
-            d_loss = critic_hinge(d_real[-1], d_fake[-1])
-            opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            opt_d.step()
-            acc["d_loss"] += d_loss.item()
-        rec = pooled_log_l1(out, y, m, cfg.log_floor)
-        loss = rec
-        if a.nsim > 0:
-            ns = nsim_loss(out, y, m, fb, nsim_w)
-            loss = loss + a.nsim * ns
-            acc["nsim"] += ns.item()
-        if a.envelope > 0:
-            loss = loss + a.envelope * envelope_loss(out, y, m, fb)
-        if a.crps > 0 or a.level_z > 0:
-            out2 = G(x, m, draw_train_z(x, cfg.z_channels, z_global), cp)
-            if a.crps > 0:
-                cr = crps_levels(out, out2, y, m, analysis)
-                loss = loss + a.crps * cr
-                acc["crps"] += cr.item()
-            if a.level_z > 0:
-                lz = crps_mean_level(out, out2, y, m, analysis)
-                loss = loss + a.level_z * lz
-                acc["level_z"] += lz.item()
-        if teacher is not None:
-            d_out = out
-            if a.level_z > 0 and a.level_z_anchor:
-                # the teacher's levels for the restoration at the median of the
-                # file-wide z (the first variant), all of them: the first
-                # variant keeps the level the teacher would give (one more pass)
-                z0 = z.clone()
-                z0[:, cfg.z_channels - z_global :] = 0.0
-                d_out = G(x, m, z0, cp)
-            with torch.no_grad():
-                t_out = teacher(x, m, z, cp)
-            # band levels, and (through the pooled cells) the shape inside bands
-            if a.level_z > 0 and not a.level_z_anchor:
-                # the teacher's shape of the levels, at the student's overall level
-                t_out = t_out + level_offset(out, t_out, m, analysis).detach()[:, None, None, None] * m
-            dl = level_l1(d_out, t_out, m, analysis) + pooled_log_l1(d_out, t_out, m, cfg.log_floor)
-            loss = loss + a.distill_weight * dl
-            acc["distill"] += dl.item()
-        if gan:
-            f_fake = D(out, x, m)
-            g_adv = generator_hinge(f_fake[-1])
-            fm = feature_matching([f.detach() for f in d_real], f_fake)
-            loss = loss + a.adv * g_adv + a.fm * fm
-            acc["g_adv"] += g_adv.item()
-            acc["fm"] += fm.item()
-        opt_g.zero_grad(set_to_none=True)
-        loss.backward()
-        opt_g.step()
-        if a.ema > 0:
-            with torch.no_grad():
-                for pe, p in zip(G_ema.parameters(), G.parameters(), strict=True):
-                    pe.lerp_(p, 1.0 - a.ema)
-        else:
-            G_ema.load_state_dict(G.state_dict())
-        acc["rec"] += rec.item()
-        n_acc += 1
-        step += 1
-        if step % 20 == 0:
-            rate = (time.time() - t_start) / max(1, n_acc)
-            print(f"step {step} rec {acc['rec'] / n_acc:.3f} adv {acc['g_adv'] / n_acc:.3f} "
-                  f"d {acc['d_loss'] / n_acc:.3f} nsim {acc['nsim'] / n_acc:.3f} "
-                  f"distill {acc['distill'] / n_acc:.3f} crps {acc['crps'] / n_acc:.3f} "
-                  f"level_z {acc['level_z'] / n_acc:.3f} ({rate:.2f} s/step)",
-                  flush=True)
-        stop = time.time() >= deadline
-        if step % a.ckpt_every == 0 or step % a.val_every == 0 or step == a.steps or stop:
-            do_val = step % a.val_every == 0 or step == a.steps or stop
-            metrics = validate(G_ema, val, cfg, fill=bool(a.fill_first),
-                               global_channels=z_global) if do_val else {}
-            row = [step, round(time.time() - t_start, 1)]
-            row += [round(acc[k] / max(1, n_acc), 4) for k in ("rec", "g_adv", "fm", "d_loss")]
-            row += [round(metrics.get("val_lsd_high", float("nan")), 3) if metrics else "",
-                    round(metrics.get("val_lsd_high_mp3", float("nan")), 3) if metrics else ""]
-            row += [round(acc[k] / max(1, n_acc), 4) for k in ("nsim", "distill", "crps", "level_z")]
-            log.writerow(row)
-            logf.flush()
-            if metrics:
-                print(f"step {step} validation {metrics}", flush=True)
-                plot(log_path, a.run / "log.png")
-            acc = dict.fromkeys(acc, 0.0)
-            n_acc = 0
-            t_start = time.time()
-            improved = bool(metrics) and metrics["val_lsd_high"] < best
-            if improved:
-                best = metrics["val_lsd_high"]
-            state = {"G": G.state_dict(), "G_ema": G_ema.state_dict(), "D": D.state_dict(),
-                     "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
-                     "step": step, "rng": rng.bit_generator.state, "best": best,
-                     "arch": dict(G.arch(), critic_base=a.critic_base, critic_kind=a.critic)}
-            saves = [(ckpt, state)]
-            if a.keep_best and improved:  # weights only: it is for export, not for resuming
-                saves.append((a.run / "best.pt", {k: v for k, v in state.items() if not k.startswith("opt_")}))
-            for path, content in saves:
-                tmp = path.with_suffix(".tmp")
-                torch.save(content, tmp)
-                tmp.replace(path)
+    show_bar = a.progress == "bar" or (a.progress == "auto" and sys.stdout.isatty())
+    bar = Progress(TextColumn("step {task.completed:.0f}/{task.total:.0f}"), BarColumn(), TaskProgressColumn(),
+                   TextColumn("{task.fields[status]}"), TimeRemainingColumn(), disable=not show_bar)
+    task = bar.add_task("train", total=a.steps, completed=step, status="")
+    with bar, StopRequest() as stop_request:
+        while step < a.steps and not stop:
+            x, y, m, cp = (t.to(dev) for t in train.batch(rng, a.batch, a.crop, a.gain_db, a.tilt_db))
+            z = draw_train_z(x, cfg.z_channels, z_global)
+            if a.fill_first:
+                x, cp = fill_first(G_ema, x, train.last_cut, z, train, cfg)
+            out = G(x, m, z, cp)
+            gan = step >= a.warmup
+            if gan:
+                # critic step
+                d_real = D(y, x, m)
+                d_fake = D(out.detach(), x, m)
+                d_loss = critic_hinge(d_real[-1], d_fake[-1])
+                opt_d.zero_grad(set_to_none=True)
+                d_loss.backward()
+                opt_d.step()
+                acc["d_loss"] += d_loss.item()
+            rec = pooled_log_l1(out, y, m, cfg.log_floor)
+            loss = rec
+            if a.nsim > 0:
+                ns = nsim_loss(out, y, m, fb, nsim_w)
+                loss = loss + a.nsim * ns
+                acc["nsim"] += ns.item()
+            if a.envelope > 0:
+                loss = loss + a.envelope * envelope_loss(out, y, m, fb)
+            if a.crps > 0 or a.level_z > 0:
+                out2 = G(x, m, draw_train_z(x, cfg.z_channels, z_global), cp)
+                if a.crps > 0:
+                    cr = crps_levels(out, out2, y, m, analysis)
+                    loss = loss + a.crps * cr
+                    acc["crps"] += cr.item()
+                if a.level_z > 0:
+                    lz = crps_mean_level(out, out2, y, m, analysis)
+                    loss = loss + a.level_z * lz
+                    acc["level_z"] += lz.item()
+            if teacher is not None:
+                d_out = out
+                if a.level_z > 0 and a.level_z_anchor:
+                    # the teacher's levels for the restoration at the median of the
+                    # file-wide z (the first variant), all of them: the first
+                    # variant keeps the level the teacher would give (one more pass)
+                    z0 = z.clone()
+                    z0[:, cfg.z_channels - z_global :] = 0.0
+                    d_out = G(x, m, z0, cp)
+                with torch.no_grad():
+                    t_out = teacher(x, m, z, cp)
+                # band levels, and (through the pooled cells) the shape inside bands
+                if a.level_z > 0 and not a.level_z_anchor:
+                    # the teacher's shape of the levels, at the student's overall level
+                    t_out = t_out + level_offset(out, t_out, m, analysis).detach()[:, None, None, None] * m
+                dl = level_l1(d_out, t_out, m, analysis) + pooled_log_l1(d_out, t_out, m, cfg.log_floor)
+                loss = loss + a.distill_weight * dl
+                acc["distill"] += dl.item()
+            if gan:
+                f_fake = D(out, x, m)
+                g_adv = generator_hinge(f_fake[-1])
+                fm = feature_matching([f.detach() for f in d_real], f_fake)
+                loss = loss + a.adv * g_adv + a.fm * fm
+                acc["g_adv"] += g_adv.item()
+                acc["fm"] += fm.item()
+            opt_g.zero_grad(set_to_none=True)
+            loss.backward()
+            opt_g.step()
+            if a.ema > 0:
+                with torch.no_grad():
+                    for pe, p in zip(G_ema.parameters(), G.parameters(), strict=True):
+                        pe.lerp_(p, 1.0 - a.ema)
+            else:
+                G_ema.load_state_dict(G.state_dict())
+            acc["rec"] += rec.item()
+            n_acc += 1
+            step += 1
+            if step % 20 == 0:
+                rate = (time.time() - t_start) / max(1, n_acc)
+                print(f"step {step} rec {acc['rec'] / n_acc:.3f} adv {acc['g_adv'] / n_acc:.3f} "
+                      f"d {acc['d_loss'] / n_acc:.3f} nsim {acc['nsim'] / n_acc:.3f} "
+                      f"distill {acc['distill'] / n_acc:.3f} crps {acc['crps'] / n_acc:.3f} "
+                      f"level_z {acc['level_z'] / n_acc:.3f} ({rate:.2f} s/step)",
+                      flush=True)
+            stop = time.time() >= deadline or bool(stop_request.signum)
+            bar.update(task, completed=step, status=f"rec {acc['rec'] / max(1, n_acc):.3f}")
+            if step % a.ckpt_every == 0 or step % a.val_every == 0 or step == a.steps or stop:
+                do_val = step % a.val_every == 0 or step == a.steps or stop
+                metrics = validate(G_ema, val, cfg, fill=bool(a.fill_first),
+                                   global_channels=z_global) if do_val else {}
+                row = [step, round(time.time() - t_start, 1)]
+                row += [round(acc[k] / max(1, n_acc), 4) for k in ("rec", "g_adv", "fm", "d_loss")]
+                row += [round(metrics.get("val_lsd_high", float("nan")), 3) if metrics else "",
+                        round(metrics.get("val_lsd_high_mp3", float("nan")), 3) if metrics else ""]
+                row += [round(acc[k] / max(1, n_acc), 4) for k in ("nsim", "distill", "crps", "level_z")]
+                log.writerow(row)
+                logf.flush()
+                if metrics:
+                    print(f"step {step} validation {metrics}", flush=True)
+                    plot(log_path, a.run / "log.png")
+                acc = dict.fromkeys(acc, 0.0)
+                n_acc = 0
+                t_start = time.time()
+                improved = bool(metrics) and metrics["val_lsd_high"] < best
+                if improved:
+                    best = metrics["val_lsd_high"]
+                state = {"G": G.state_dict(), "G_ema": G_ema.state_dict(), "D": D.state_dict(),
+                         "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
+                         "step": step, "rng": rng.bit_generator.state, "best": best,
+                         "arch": dict(G.arch(), critic_base=a.critic_base, critic_kind=a.critic)}
+                saves = [(ckpt, state)]
+                if a.keep_best and improved:  # weights only: it is for export, not for resuming
+                    saves.append((a.run / "best.pt", {k: v for k, v in state.items() if not k.startswith("opt_")}))
+                for path, content in saves:
+                    tmp = path.with_suffix(".tmp")
+                    torch.save(content, tmp)
+                    tmp.replace(path)
     logf.close()
+    if stop_request.signum:
+        print(f"stopped by signal {stop_request.signum} at step {step}, checkpoint saved: the same command "
+              "resumes", flush=True)
+        raise SystemExit(128 + stop_request.signum)
 
 
 if __name__ == "__main__":
