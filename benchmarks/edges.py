@@ -51,6 +51,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality import SR, excerpts, setting  # noqa: E402
+from splits import read_splits  # noqa: E402
 
 from mp3fix.audio import decode  # noqa: E402
 from mp3fix.chunking import chunk_starts  # noqa: E402
@@ -129,7 +130,7 @@ def chunk_reach(dec: np.ndarray, band_hz: float, reach_hz: float | None, cfg: Mo
 
 
 def measure(data: Path, n_excerpts: int, seconds: float, kbps: list[int]) -> list[dict]:
-    splits = json.loads((data / "splits.json").read_text())["splits"]
+    splits = read_splits(data)
     cfg = load_config(resolve_model(None))
     rows = []
     for split in ("train", "val", "test"):
@@ -164,7 +165,7 @@ GRID = [EncoderConfig(kb, ch, rate, 1.0) for kb, ch, rates in (
 
 
 def lame_grid(data: Path, seconds: float = 20.0) -> None:
-    splits = json.loads((data / "splits.json").read_text())["splits"]
+    splits = read_splits(data)
     tracks = splits["train"][::6] + splits["val"]
     cfg = load_config(resolve_model(None))
     stats: dict[EncoderConfig, list[float]] = {g: [] for g in GRID}

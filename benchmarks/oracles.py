@@ -34,7 +34,6 @@ choosing what to train, not a held-out score.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -46,6 +45,7 @@ from scipy.ndimage import uniform_filter1d
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baselines import band_copy  # noqa: E402
 from quality import SETTINGS, SR, Visqol, excerpts  # noqa: E402
+from splits import read_splits  # noqa: E402
 
 from mp3fix.audio import decode  # noqa: E402
 from mp3fix.phase import copy_phase_sources  # noqa: E402
@@ -145,7 +145,7 @@ def main() -> None:
                     help="rows to compute (default: all)")
     a = ap.parse_args()
     rows = a.only or [*ORACLES, MODEL_LEVELS, MODEL_ERB, BELOW]
-    tracks = json.loads((a.data / "splits.json").read_text())["splits"][a.split][: a.tracks]
+    tracks = read_splits(a.data)[a.split][: a.tracks]
     restorer = Restorer(a.model, device="cpu", threads=a.threads)
     vq = Visqol()
     names = ["mp3fix", *rows]

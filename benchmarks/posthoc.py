@@ -86,6 +86,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baselines import band_copy  # noqa: E402
 from quality import SR, Visqol, excerpts, lsd, mp3_twin, setting  # noqa: E402
+from splits import read_splits  # noqa: E402
 
 import mp3fix.restore as restore_module  # noqa: E402
 from mp3fix.model import extension_gain, fill_holes  # noqa: E402
@@ -411,7 +412,7 @@ def main() -> None:
                     help="the baseline without the shipped model's dropout filling under the cutoff")
     a = ap.parse_args()
     changes = [(spec, *parse_change(spec)) for spec in a.change]
-    tracks = json.loads((a.data / "splits.json").read_text())["splits"][a.split][:: a.every][: a.tracks]
+    tracks = read_splits(a.data)[a.split][:: a.every][: a.tracks]
     if a.track:
         tracks = [t for t in tracks if Path(t).name in a.track]
     run, vq = Changed(a.model, hole_fill=not a.keep_mp3_band, candidate=a.candidate), Visqol()

@@ -35,6 +35,7 @@ from scipy.signal import resample_poly
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baselines import band_copy, noise_fill  # noqa: E402
+from splits import read_splits  # noqa: E402
 
 from mp3fix.audio import decode  # noqa: E402
 from mp3fix.codec import encoder_band_hz, encoder_reach_hz  # noqa: E402
@@ -149,7 +150,7 @@ def main() -> None:
     ap.add_argument("--no-guard", action="store_true",
                     help="restore even where the cliff is the recording's own edge (mp3fix.codec)")
     a = ap.parse_args()
-    tracks = json.loads((a.data / "splits.json").read_text())["splits"][a.split][: a.tracks]
+    tracks = read_splits(a.data)[a.split][: a.tracks]
     settings = [setting(int(k)) for k in a.kbps.split(",")]
     restorer = Restorer(a.model, device="cpu", threads=a.threads, highs_db=a.highs)
     vq = None if a.no_visqol else Visqol()

@@ -44,6 +44,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from highs import BELOW, load  # noqa: E402
 from quality import SR, Visqol, excerpts, mp3_twin, setting  # noqa: E402
+from splits import read_splits  # noqa: E402
 
 from mp3fix.codec import encoder_band_hz, encoder_reach_hz  # noqa: E402
 from mp3fix.restore import Restorer  # noqa: E402
@@ -111,7 +112,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="write the per-case rows here")
     a = ap.parse_args()
     vq = Visqol() if a.visqol else None
-    tracks = json.loads((a.data / "splits.json").read_text())["splits"]["test"][: a.tracks]
+    tracks = read_splits(a.data)["test"][: a.tracks]
     restorer = Restorer(a.model, device="cpu", threads=a.threads)
     runs = {str(json.loads(p.read_text()).get("highs", 0.0)): load(p) for p in a.highs}
     rows = []

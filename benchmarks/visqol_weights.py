@@ -16,7 +16,6 @@ mp3fix's score minus band copy's (gradient times fvnsim difference).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from scipy.signal import resample_poly
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baselines import band_copy  # noqa: E402
 from quality import SR, Visqol, excerpts, mp3_twin, setting  # noqa: E402
+from splits import read_splits  # noqa: E402
 
 from mp3fix.restore import Restorer  # noqa: E402
 
@@ -77,7 +77,7 @@ def main() -> None:
     ap.add_argument("--kbps", default="16,32,64")
     ap.add_argument("--model", default=None)
     a = ap.parse_args()
-    tracks = json.loads((a.data / "splits.json").read_text())["splits"][a.split][: a.tracks]
+    tracks = read_splits(a.data)[a.split][: a.tracks]
     restorer, vq, svr = Restorer(a.model, device="cpu"), Visqol(), Svr()
     systems = ("MP3", "band copy", "mp3fix")
     fv: dict[str, list[np.ndarray]] = {s: [] for s in systems}

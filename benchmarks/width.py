@@ -13,7 +13,6 @@ across excerpts. Model card, "What limits it now", item 18.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baselines import band_copy  # noqa: E402
 from quality import SR, excerpts, mp3_twin, setting  # noqa: E402
+from splits import read_splits  # noqa: E402
 
 from mp3fix.restore import Restorer  # noqa: E402
 from mp3fix.spectral import detect_cutoff, stft, to_mid_side  # noqa: E402
@@ -41,7 +41,7 @@ def main() -> None:
     ap.add_argument("--tracks", type=int, default=15)
     ap.add_argument("--kbps", default="16,32")
     a = ap.parse_args()
-    tracks = json.loads((a.data / "splits.json").read_text())["splits"]["test"][: a.tracks]
+    tracks = read_splits(a.data)["test"][: a.tracks]
     restorers = {"left and right": Restorer(None, device="cpu", threads=1, mid_side=False),
                  "mid and side": Restorer(None, device="cpu", threads=1)}
     print("| kbit/s | excerpts | original | MP3 (under its cutoff) | band copy | mp3fix, left and right "

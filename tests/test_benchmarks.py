@@ -357,3 +357,15 @@ def test_variant_levels_picks_the_best_variant_per_file() -> None:
     assert first == pytest.approx((3.5 + 2.5 + 2.8) / 3)
     assert best == pytest.approx((3.3 + 3.3 + 2.95) / 3)
     assert below == (1, 0)
+
+
+def test_benchmarks_without_a_data_set_say_what_to_run(tmp_path: Path) -> None:
+    import json
+
+    from splits import read_splits
+
+    with pytest.raises(SystemExit, match=r"^error: no .*splits\.json: build the data set first"):
+        read_splits(tmp_path / "pairs")
+    (tmp_path / "pairs").mkdir()
+    (tmp_path / "pairs" / "splits.json").write_text(json.dumps({"splits": {"test": ["a.ogg"]}, "summary": {}}))
+    assert read_splits(tmp_path / "pairs") == {"test": ["a.ogg"]}
