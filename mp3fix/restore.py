@@ -547,8 +547,27 @@ class Restorer:
                 encoder_reach_hz: float | None = None, source_band_hz: float | None = None) -> list[np.ndarray]:
         """Restore in-memory audio (C, n) or (n,) at any rate; returns ``variants``
         arrays of shape (C, m) at the model rate (m = n scaled by the rate ratio).
-        ``encoder_band_hz``, ``encoder_reach_hz``, ``source_band_hz``: as in :meth:`restore_stream`."""
-        x = np.atleast_2d(np.asarray(samples, dtype=np.float32))
+        ``encoder_band_hz``, ``encoder_reach_hz``, ``source_band_hz``: as in :meth:`restore_stream`.
+
+        Float samples are taken as they are (full scale 1.0), integer PCM is
+        scaled to that (int16 by 1/32768, ...), and samples that are not
+        finite are set to 0, as files are. An array that looks like (n, C)
+        (what ``soundfile.read`` returns) is refused: pass its transpose."""
+        arr = np.asarray(samples)
+        if not (isinstance(sample_rate, (int, float, np.number)) and np.isfinite(sample_rate) and sample_rate > 0
+                and float(sample_rate).is_integer()):
+            raise ValueError(f"sample_rate must be a positive whole number of Hz, got {sample_rate!r}")
+        sample_rate = int(sample_rate)
+        if arr.ndim > 2:
+            raise ValueError(f"samples must be (channels, n) or (n,), got shape {arr.shape}")
+        if arr.ndim == 2 and arr.shape[0] > 8 and arr.shape[0] > arr.shape[1]:
+            raise ValueError(f"samples of shape {arr.shape} look like (n, channels): pass (channels, n), "
+                             "e.g. data.T for what soundfile.read returns")
+        if np.issubdtype(arr.dtype, np.integer):
+            arr = arr / np.float32(2 ** (8 * arr.dtype.itemsize - 1))
+        x = np.atleast_2d(np.asarray(arr, dtype=np.float32))
+        if not np.isfinite(x).all():
+            x = np.where(np.isfinite(x), x, np.float32(0.0))
         if sample_rate != self.sample_rate:
             # imported here: scipy.signal takes 0.7-1 s to import, and files are
             # resampled by ffmpeg (this is the in-memory path only)

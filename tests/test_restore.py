@@ -802,3 +802,25 @@ def test_generator_calls_of_at_most_max_rows_change_nothing(monkeypatch: pytest.
     assert calls and max(calls) <= 4 and 6 in {calls[i] + calls[i + 1] for i in range(len(calls) - 1)}
     for a, b in zip(whole, sliced, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_restore_in_memory_refuses_or_mends_what_a_caller_gets_wrong(identity: Restorer) -> None:
+    x = faded_lowpass(20000, channels=2, seed=3)
+    with pytest.raises(ValueError, match="look like \\(n, channels\\)"):
+        identity.restore(x.T.copy(), SR)  # soundfile.read's layout
+    for rate in (0, -44100, 44100.5, float("nan")):
+        with pytest.raises(ValueError, match="sample_rate"):
+            identity.restore(x, rate)
+    with pytest.raises(ValueError, match="shape"):
+        identity.restore(x[None], SR)
+    plain = identity.restore(x, SR)[0]
+    np.testing.assert_array_equal(identity.restore(x, float(SR))[0], plain)
+    # integer PCM is scaled to full scale 1.0, as a file of it would be
+    pcm = np.round(x * 32767).astype(np.int16)
+    np.testing.assert_allclose(identity.restore(pcm, SR)[0], plain, atol=2e-4)
+    # samples that are not numbers become silence, as in a file, not NaN everywhere around them
+    bad = x.copy()
+    bad[0, 5000], bad[1, 9000] = np.nan, np.inf
+    out = identity.restore(bad, SR)[0]
+    assert np.isfinite(out).all()
+    np.testing.assert_allclose(out[:, :4000], plain[:, :4000], atol=1e-6)
