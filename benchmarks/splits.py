@@ -2,7 +2,8 @@
 
 ``python -m mp3fix.train.dataset --out data`` writes ``data/pairs/splits.json``;
 every benchmark reads its tracks from there, through ``read_splits``, which
-says in one line what to run when the data set is not built yet.
+says in one line what to run when the data set is not built yet, and finds
+the tracks from any folder the benchmark is run in.
 """
 
 from __future__ import annotations
@@ -18,4 +19,9 @@ def read_splits(data: Path) -> dict[str, list[str]]:
     if not path.exists():
         raise SystemExit(f"error: no {path}: build the data set first (python -m mp3fix.train.dataset --out "
                          f"{Path(data).parent}), or give --data")
-    return json.loads(path.read_text())["splits"]
+    splits = json.loads(path.read_text())["splits"]
+    # the paths are as the data set command was given them (data/music/...), relative to the folder
+    # it ran in: from another folder, read them beside the data set (data/pairs -> data/..)
+    home = Path(data).resolve().parent.parent
+    return {name: [t if Path(t).is_absolute() or Path(t).exists() or not (home / t).exists() else str(home / t)
+                   for t in tracks] for name, tracks in splits.items()}

@@ -369,3 +369,9 @@ def test_benchmarks_without_a_data_set_say_what_to_run(tmp_path: Path) -> None:
     (tmp_path / "pairs").mkdir()
     (tmp_path / "pairs" / "splits.json").write_text(json.dumps({"splits": {"test": ["a.ogg"]}, "summary": {}}))
     assert read_splits(tmp_path / "pairs") == {"test": ["a.ogg"]}
+    # paths as `dataset --out d` wrote them, relative to where it ran: found from any other folder too
+    (tmp_path / "d" / "music").mkdir(parents=True)
+    (tmp_path / "d" / "music" / "b.ogg").write_bytes(b"")
+    (tmp_path / "d" / "pairs").mkdir()
+    (tmp_path / "d" / "pairs" / "splits.json").write_text(json.dumps({"splits": {"test": ["d/music/b.ogg"]}}))
+    assert read_splits(tmp_path / "d" / "pairs")["test"] == [str(tmp_path.resolve() / "d" / "music" / "b.ogg")]

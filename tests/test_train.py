@@ -248,6 +248,19 @@ def test_make_pairs_with_mid_side_on_a_dual_mono_track_keeps_the_mid_and_drops_t
     assert all(x.tobytes() in lr_crops for x in ms["x"])
 
 
+def test_make_pairs_on_a_mono_track_gives_one_channel_of_crops_per_setting(tmp_path: Path) -> None:
+    import soundfile as sf
+
+    track = tmp_path / "mono.wav"
+    sf.write(track, enveloped_noise(44100 * 8, 44100, channels=1, seed=2)[0] * 0.3, 44100)
+    res = dataset.make_pairs((str(track), 0, 3, CFG.to_dict(), 6.0, 3))
+    assert any(dataset.CONFIGS[k].channels == 2 for k in res["config"])  # the seed picks a stereo setting
+    # a stereo MP3 of a mono recording has two equal channels: their crops would be the same crop twice
+    for k in set(res["config"]):
+        assert res["config"].count(k) <= 3
+    assert len({x.tobytes() for x in res["x"]}) == len(res["x"])
+
+
 def test_split_is_by_whole_track_and_reproducible() -> None:
     tracks = [Path(f"t{i}.ogg") for i in range(40)]
     a = dataset.split_tracks(tracks, seed=3)

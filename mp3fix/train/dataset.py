@@ -232,7 +232,8 @@ def make_pairs(args: tuple) -> dict:
         orig, _ = decode(path, sr)
     except Mp3fixError as exc:  # a corrupt file: its pairs are left out, the build goes on
         return {**empty, "error": str(exc)}
-    if orig.shape[0] == 1:
+    mono_source = orig.shape[0] == 1
+    if mono_source:  # encoded as stereo too; its two channels then give one channel's crops, not two alike
         orig = np.repeat(orig, 2, axis=0)
     n_ex = int(excerpt_s * sr)
     xs, ys, cuts, kinds, lags = [], [], [], [], []
@@ -268,7 +269,7 @@ def make_pairs(args: tuple) -> dict:
             continue
         for _ in range(crops_per):
             t0 = int(rng.integers(0, frames - T))
-            for ch in range(lx.shape[0]):
+            for ch in range(1 if mono_source else lx.shape[0]):
                 energy = np.exp(ly[ch, :, t0 : t0 + T]).mean()
                 if energy < 1e-4:  # near-silent crop: teaches nothing
                     continue
