@@ -1124,3 +1124,21 @@ def test_soup_of_level_z_runs_exports_the_file_wide_z_and_its_own_state(tmp_path
     assert cfg.training["data"] == summary  # from the sources' own --data, not ./data/pairs
     assert (models / "soup-train-state" / "state.json").exists()
     assert (models / "train-state" / "state.json").read_text() == "{}"
+
+
+def test_find_tracks_names_what_it_leaves_out(tmp_path: Path) -> None:
+    import soundfile as sf
+
+    music = tmp_path / "music"
+    (music / "sub").mkdir(parents=True)
+    noise = np.random.default_rng(0).normal(0, 0.1, (21 * 22050, 2)).astype(np.float32)
+    sf.write(music / "sub" / "good é.flac", np.repeat(noise, 2, axis=0)[: 21 * 44100], 44100)
+    sf.write(music / "low.wav", noise, 22050)  # band-limited at 11 kHz: a poor target
+    sf.write(music / "short.wav", noise[:22050], 22050)
+    (music / "broken.flac").write_bytes(b"fLaC" + bytes(100))
+    (music / "cover.jpg").write_bytes(b"\xff\xd8")
+    skipped: list[str] = []
+    assert dataset.find_tracks(music, skipped=skipped) == [music / "sub" / "good é.flac"]
+    said = "\n".join(skipped)
+    assert "low.wav: sampled at 22050 Hz" in said and "short.wav: 1.0 s, shorter than 20 s" in said
+    assert "broken.flac: cannot be read" in said and "cover.jpg" not in said

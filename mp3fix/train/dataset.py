@@ -135,9 +135,12 @@ def collect_music(tree: Path, folder: str, dst: Path) -> int:
     return n
 
 
-def find_tracks(folder: Path, min_seconds: float = 20.0, skipped: list[str] | None = None) -> list[Path]:
-    """Audio files in ``folder`` at least ``min_seconds`` long (extensionless Ogg too);
-    audio files left out (too short, unreadable) are described in ``skipped``."""
+def find_tracks(folder: Path, min_seconds: float = 20.0, skipped: list[str] | None = None,
+                min_rate: int = 32000) -> list[Path]:
+    """Audio files in ``folder`` at least ``min_seconds`` long and sampled at
+    ``min_rate`` or more (extensionless Ogg too); audio files left out (too
+    short, too low a rate to teach the highs, unreadable) are described in
+    ``skipped``. (No track of the Debian packages is left out by the rate.)"""
     out = []
     for p in sorted(folder.rglob("*")):
         if not p.is_file():
@@ -148,24 +151,35 @@ def find_tracks(folder: Path, min_seconds: float = 20.0, skipped: list[str] | No
                     continue
         try:
             info = sf.info(str(p))
-            dur = info.duration
+            dur, rate = info.duration, info.samplerate
         except Exception:  # noqa: BLE001 - libsndfile can't read Opus/M4A; ask ffmpeg then
-            dur = _ffmpeg_duration(p)
-        if dur is not None and dur >= min_seconds:
+            dur, rate = _ffmpeg_duration_and_rate(p)
+        if dur is None:
+            why = "cannot be read"
+        elif dur < min_seconds:
+            why = f"{dur:.1f} s, shorter than {min_seconds:g} s"
+        elif rate < min_rate:
+            why = f"sampled at {rate} Hz: nothing above {rate / 2000:g} kHz to learn the highs from"
+        else:
             out.append(p)
-        elif skipped is not None:
-            skipped.append(f"{p}: " + ("cannot be read" if dur is None else
-                                       f"{dur:.1f} s, shorter than {min_seconds:g} s"))
+            continue
+        if skipped is not None:
+            skipped.append(f"{p}: {why}")
     return out
 
 
-def _ffmpeg_duration(path: Path) -> float | None:
+def _ffmpeg_duration_and_rate(path: Path) -> tuple[float | None, int]:
     from mp3fix.audio import probe
 
     try:
-        return probe(path).duration
+        info = probe(path)
     except Exception:  # noqa: BLE001
-        return None
+        return None, 0
+    return info.duration, info.sample_rate
+
+
+def _ffmpeg_duration(path: Path) -> float | None:
+    return _ffmpeg_duration_and_rate(path)[0]
 
 
 def split_tracks(tracks: list[Path], seed: int, val: float = 0.06, test: float = 0.1,
