@@ -30,6 +30,7 @@ import csv
 import json
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -318,8 +319,9 @@ class StopRequest:
         self.old: dict[int, object] = {}
 
     def __enter__(self) -> StopRequest:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self.old[sig] = signal.signal(sig, self._handle)
+        if threading.current_thread() is threading.main_thread():  # where Python delivers signals
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.old[sig] = signal.signal(sig, self._handle)
         return self
 
     def _handle(self, signum: int, frame: object) -> None:
