@@ -466,7 +466,8 @@ class AudioWriter:
             fd, name = tempfile.mkstemp(prefix=temp_prefix(self.path), suffix=".partial", dir=folder)
             # mkstemp makes the file private (0600); the finished file should get
             # the permissions any new file of the user's would (0666 minus umask)
-            os.fchmod(fd, 0o666 & ~_umask())
+            if hasattr(os, "fchmod"):  # POSIX; Windows has no such modes to set
+                os.fchmod(fd, 0o666 & ~_umask())
             os.close(fd)
         except OSError as exc:
             raise OutputError(f"{self.path}: cannot write there ({exc.strerror})") from exc
