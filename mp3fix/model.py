@@ -56,6 +56,10 @@ class ModelConfig:
     # level calibration of the restored band: [cutoff Hz, dB] points, linear in
     # between and flat beyond the ends (see ``extension_gain``); empty: none
     extension_gain_db: list[list[float]] = field(default_factory=list)
+    # and by frequency, for every cutoff: [Hz, dB] points, linear in between
+    # and flat beyond the ends (see ``extension_shelf``), added to the first;
+    # empty: none
+    extension_shelf_db: list[list[float]] = field(default_factory=list)
     # Dropout filling under the cutoff (see ``hole_fill_bins``): an encoder that
     # runs short of bits drops its top scalefactor bands frame by frame, so the
     # band it kept has holes, and the band copied upwards above the cutoff has
@@ -117,6 +121,21 @@ def extension_gain(cutoff: int, cfg: ModelConfig) -> float:
     hz, db = zip(*sorted(cfg.extension_gain_db), strict=True)
     f = cutoff * cfg.sample_rate / cfg.n_fft
     return float(np.interp(f, hz, db)) / 20.0 * float(np.log(10.0))
+
+
+def extension_shelf(cfg: ModelConfig) -> np.ndarray:
+    """(n_bins,) float32 natural-log gains by frequency for the restored band.
+
+    ``cfg.extension_shelf_db`` holds [Hz, dB] points, interpolated linearly in
+    Hz at each bin's centre and held flat beyond the first and last points; it
+    applies at any cutoff, on top of ``extension_gain``, and only where the band
+    mask is (the MP3's own bins are never touched). No points: all zero.
+    """
+    if not cfg.extension_shelf_db:
+        return np.zeros(cfg.n_bins, np.float32)
+    hz, db = zip(*sorted(cfg.extension_shelf_db), strict=True)
+    f = np.arange(cfg.n_bins) * cfg.sample_rate / cfg.n_fft
+    return (np.interp(f, hz, db) / 20.0 * np.log(10.0)).astype(np.float32)
 
 
 def hole_fill_bins(cutoff: int, cfg: ModelConfig) -> int:

@@ -30,7 +30,15 @@ import numpy as np
 from mp3fix import __version__, audio
 from mp3fix.chunking import stream_overlap_add
 from mp3fix.codec import REACH_IGNORED_ABOVE_SHARE, own_edge_hz
-from mp3fix.model import DEFAULT_SEED, band_mask, extension_gain, fill_holes, hole_fill_bins, resolve_model
+from mp3fix.model import (
+    DEFAULT_SEED,
+    band_mask,
+    extension_gain,
+    extension_shelf,
+    fill_holes,
+    hole_fill_bins,
+    resolve_model,
+)
 from mp3fix.phase import STRATEGIES, copy_phase_sources, restore_phase, unit_phasor
 from mp3fix.runtime import Generator
 from mp3fix.spectral import (
@@ -439,7 +447,8 @@ class Restorer:
         frames = low.shape[-1]
         restored = self.generator(lm, mask, z, copied)[:, 0, band, :frames]
         # the level calibration, as for the band above the cutoff (the mask is 1 in this band)
-        mag = np.maximum(np.exp(restored + np.float32(extension_gain(cutoff, cfg))) - cfg.log_floor, 0.0)
+        gain = np.float32(extension_gain(cutoff, cfg)) + extension_shelf(cfg)[band, None]
+        mag = np.maximum(np.exp(restored + gain) - cfg.log_floor, 0.0)
         if self.phase == "random":
             unit = np.exp(1j * self._random_phase(seed, 1, low.shape[0], first_frame, frames)[:, band])
         else:
@@ -470,8 +479,9 @@ class Restorer:
             mp3_low = np.tile(spec[:, : cfg.n_bins], (variants, 1, 1))
             random_phase = self._random_phase(seed, variants, c, first_frame, frames, prep.mid_side,
                                               prep.first_variant)
-            if gain:  # on the restored band only: the MP3's own bins keep their level
-                restored = restored + (gain * prep.mask1)[:, None].astype(np.float32)
+            gains = (gain + extension_shelf(cfg)) * prep.mask1  # by cutoff, and by frequency (the sidecar's shelf)
+            if gains.any():  # on the restored band only: the MP3's own bins keep their level
+                restored = restored + gains[:, None].astype(np.float32)
             mag = np.maximum(np.exp(restored) - cfg.log_floor, 0.0)
             if prep.top:  # the recording's own edge, as the user gave it: fade out below it, nothing above
                 keep = np.clip((prep.top - np.arange(cfg.n_bins)) / cfg.mask_ramp_bins, 0.0, 1.0)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from mp3fix.errors import ModelError
-from mp3fix.model import ModelConfig, extension_gain, fill_holes, hole_fill_bins, load_config
+from mp3fix.model import ModelConfig, extension_gain, extension_shelf, fill_holes, hole_fill_bins, load_config
 from tests.helpers import FILL_MODEL
 
 DB = np.log(10.0) / 20.0  # natural-log units per dB
@@ -93,3 +93,15 @@ def test_sidecar_with_more_global_z_channels_than_z_channels_is_refused(tmp_path
         else:
             with pytest.raises(ModelError, match="z_global_channels"):
                 load_config(onnx)
+
+
+def test_shelf_is_per_bin_interpolated_in_hz_and_flat_beyond_the_points() -> None:
+    assert not extension_shelf(ModelConfig()).any()  # no points: no gain
+    cfg = ModelConfig(extension_shelf_db=[[19250.0, -24.0], [18750.0, 0.0]])  # any order
+    g = extension_shelf(cfg)
+    assert g.shape == (cfg.n_bins,) and g.dtype == np.float32
+    assert not g[: _bin(18700, cfg)].any()
+    assert g[_bin(19300, cfg):] == pytest.approx(-24.0 * DB)
+    k = _bin(19000, cfg)
+    f = k * cfg.sample_rate / cfg.n_fft
+    assert g[k] == pytest.approx(-(f - 18750.0) / 500.0 * 24.0 * DB, rel=1e-5)

@@ -191,6 +191,19 @@ def test_extension_gain_scales_the_restored_band_only(fill_input: np.ndarray,
     assert np.linalg.norm(m1[..., :keep, :] - m0[..., :keep, :]) < 1e-4 * np.linalg.norm(m0[..., :keep, :])
 
 
+def test_extension_shelf_lowers_the_restored_band_above_its_frequency_only(
+        fill_input: np.ndarray, fill_outputs: list[np.ndarray]) -> None:
+    shelved = Restorer(FILL_MODEL, device="cpu", threads=1)
+    shelved.config.extension_shelf_db = [[9750.0, 0.0], [10250.0, -12.0]]
+    (y,) = shelved.restore(fill_input, SR, seed=0, variants=1)
+    free = fill_outputs[0]
+    above = 20 * np.log10(_band_level(y, 11000, 16000) / _band_level(free, 11000, 16000))
+    assert -12.5 < above < -11.5
+    # the restored band under the shelf, and the MP3's own band, as without it
+    assert _band_level(y, 6500, 9000) == pytest.approx(_band_level(free, 6500, 9000), rel=0.02)
+    assert _band_level(y, 0, 4500) == pytest.approx(_band_level(free, 0, 4500), rel=1e-3)
+
+
 def test_dropouts_under_the_cutoff_are_filled_and_the_rest_kept() -> None:
     from mp3fix.spectral import istft, stft
 

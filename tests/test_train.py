@@ -438,6 +438,13 @@ def test_export_update_rewrites_only_the_sidecars_settings(tmp_path: Path, monke
     assert (after["hole_fill_bins"], after["hole_fill_db"], after["hole_fill_hz"]) == (96, 30.0, [9500.0, 12500.0])
     assert all(after[k] == v for k, v in before.items() if not k.startswith("hole_fill"))
     assert load_config(onnx).hole_fill_bins == 96  # the checksum still holds
+    monkeypatch.setattr(sys, "argv", ["export", "--update", str(onnx), "--extension-shelf-db", "18750:0,19250:-24"])
+    export.main()
+    assert load_config(onnx).extension_shelf_db == [[18750.0, 0.0], [19250.0, -24.0]]
+    assert load_config(onnx).hole_fill_bins == 96  # what was not given stays
+    monkeypatch.setattr(sys, "argv", ["export", "--update", str(onnx), "--extension-shelf-db", "19000"])
+    with pytest.raises(SystemExit, match="--extension-shelf-db: expected HZ:DB"):
+        export.main()
     monkeypatch.setattr(sys, "argv", ["export", "--update", str(onnx), "--hole-fill", "96:30"])
     with pytest.raises(SystemExit, match="BINS:DB:LO_HZ:HI_HZ"):
         export.main()

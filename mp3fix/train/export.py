@@ -105,7 +105,7 @@ def brighter_sign(G: Generator | BandGenerator, cfg: ModelConfig, frames: int = 
     return 1.0 if levels[1] >= levels[0] else -1.0
 
 
-def parse_points(text: str) -> list[list[float]]:
+def parse_points(text: str, flag: str = "--extension-gain-db") -> list[list[float]]:
     """"8000:0,10000:-2.5" -> [[8000.0, 0.0], [10000.0, -2.5]]."""
     points = []
     for p in text.split(","):
@@ -113,7 +113,7 @@ def parse_points(text: str) -> list[list[float]]:
             try:
                 hz, db = (float(v) for v in p.split(":"))
             except ValueError as exc:
-                raise SystemExit(f"--extension-gain-db: expected HZ:DB,..., got {p!r}") from exc
+                raise SystemExit(f"{flag}: expected HZ:DB,..., got {p!r}") from exc
             points.append([hz, db])
     return points
 
@@ -127,9 +127,12 @@ def parse_hole_fill(text: str) -> tuple[int, float, list[float]]:
         raise SystemExit(f"--hole-fill: expected BINS:DB:LO_HZ:HI_HZ, got {text!r}") from exc
 
 
-def update_sidecar(onnx_path: Path, hole_fill: str | None, metrics: Path | None, status: str) -> None:
+def update_sidecar(onnx_path: Path, hole_fill: str | None, metrics: Path | None, status: str,
+                   shelf: str | None = None) -> None:
     """The ``--update`` mode: the sidecar rewritten with the given settings only."""
     cfg = load_config(onnx_path)  # also checks that the sidecar belongs to this model
+    if shelf is not None:
+        cfg.extension_shelf_db = parse_points(shelf, "--extension-shelf-db")
     if hole_fill is not None:
         cfg.hole_fill_bins, cfg.hole_fill_db, cfg.hole_fill_hz = parse_hole_fill(hole_fill)
     if metrics is not None:
@@ -165,15 +168,19 @@ def main() -> None:
     ap.add_argument("--extension-gain-db", default="", metavar="HZ:DB,...",
                     help="level calibration of the restored band by cutoff, chosen on validation "
                          "(e.g. 8000:0,10000:-2.5); default none")
+    ap.add_argument("--extension-shelf-db", default=None, metavar="HZ:DB,...",
+                    help="gain of the restored band by frequency, at any cutoff, on top of the calibration "
+                         "by cutoff (e.g. 18750:0,19250:-24); default none")
     ap.add_argument("--hole-fill", default=None, metavar="BINS:DB:LO_HZ:HI_HZ",
                     help="fill the encoder's dropouts in the BINS under the cutoff where the MP3 is more than "
                          "DB below the model's restoration of them, before the band above is restored, for "
                          "cutoffs from LO_HZ to HI_HZ (ModelConfig.hole_fill_*); default off")
     ap.add_argument("--update", type=Path, metavar="ONNX",
-                    help="rewrite only this exported model's sidecar (--hole-fill, --metrics, --status)")
+                    help="rewrite only this exported model's sidecar (--hole-fill, --extension-shelf-db, "
+                         "--metrics, --status)")
     a = ap.parse_args()
     if a.update:
-        update_sidecar(a.update, a.hole_fill, a.metrics, a.status)
+        update_sidecar(a.update, a.hole_fill, a.metrics, a.status, a.extension_shelf_db)
         return
     if not (a.run / "last.pt").exists():
         raise SystemExit(f"error: no {a.run / 'last.pt'}: give --run a training run's folder (or a soup's)")
@@ -207,6 +214,7 @@ def main() -> None:
         cfg.z_global_brighter = brighter_sign(G, cfg)
     cfg.metrics = json.loads(a.metrics.read_text()) if a.metrics else {}
     cfg.extension_gain_db = parse_points(a.extension_gain_db)
+    cfg.extension_shelf_db = parse_points(a.extension_shelf_db or "", "--extension-shelf-db")
     if a.hole_fill is not None:
         cfg.hole_fill_bins, cfg.hole_fill_db, cfg.hole_fill_hz = parse_hole_fill(a.hole_fill)
     cfg.status = a.status or f"checkpoint at step {step}"
