@@ -56,10 +56,11 @@ class ModelConfig:
     # level calibration of the restored band: [cutoff Hz, dB] points, linear in
     # between and flat beyond the ends (see ``extension_gain``); empty: none
     extension_gain_db: list[list[float]] = field(default_factory=list)
-    # and by frequency, for every cutoff: [Hz, dB] points, linear in between
-    # and flat beyond the ends (see ``extension_shelf``), added to the first;
-    # empty: none
+    # and by frequency, for chunks whose cutoff lies at or above
+    # ``extension_shelf_from_hz``: [Hz, dB] points, linear in between and flat
+    # beyond the ends (see ``extension_shelf``), added to the first; empty: none
     extension_shelf_db: list[list[float]] = field(default_factory=list)
+    extension_shelf_from_hz: float = 0.0
     # Dropout filling under the cutoff (see ``hole_fill_bins``): an encoder that
     # runs short of bits drops its top scalefactor bands frame by frame, so the
     # band it kept has holes, and the band copied upwards above the cutoff has
@@ -123,15 +124,18 @@ def extension_gain(cutoff: int, cfg: ModelConfig) -> float:
     return float(np.interp(f, hz, db)) / 20.0 * float(np.log(10.0))
 
 
-def extension_shelf(cfg: ModelConfig) -> np.ndarray:
-    """(n_bins,) float32 natural-log gains by frequency for the restored band.
+def extension_shelf(cutoff: int, cfg: ModelConfig) -> np.ndarray:
+    """(n_bins,) float32 natural-log gains by frequency for the restored band of
+    a chunk whose cutoff is bin ``cutoff``.
 
     ``cfg.extension_shelf_db`` holds [Hz, dB] points, interpolated linearly in
     Hz at each bin's centre and held flat beyond the first and last points; it
-    applies at any cutoff, on top of ``extension_gain``, and only where the band
-    mask is (the MP3's own bins are never touched). No points: all zero.
+    applies where the cutoff's frequency is at least
+    ``cfg.extension_shelf_from_hz``, on top of ``extension_gain``, and only
+    where the band mask is (the MP3's own bins are never touched). No points,
+    or a lower cutoff: all zero.
     """
-    if not cfg.extension_shelf_db:
+    if not cfg.extension_shelf_db or cutoff * cfg.sample_rate / cfg.n_fft < cfg.extension_shelf_from_hz:
         return np.zeros(cfg.n_bins, np.float32)
     hz, db = zip(*sorted(cfg.extension_shelf_db), strict=True)
     f = np.arange(cfg.n_bins) * cfg.sample_rate / cfg.n_fft

@@ -447,7 +447,7 @@ class Restorer:
         frames = low.shape[-1]
         restored = self.generator(lm, mask, z, copied)[:, 0, band, :frames]
         # the level calibration, as for the band above the cutoff (the mask is 1 in this band)
-        gain = np.float32(extension_gain(cutoff, cfg)) + extension_shelf(cfg)[band, None]
+        gain = np.float32(extension_gain(cutoff, cfg)) + extension_shelf(cutoff, cfg)[band, None]
         mag = np.maximum(np.exp(restored + gain) - cfg.log_floor, 0.0)
         if self.phase == "random":
             unit = np.exp(1j * self._random_phase(seed, 1, low.shape[0], first_frame, frames)[:, band])
@@ -479,7 +479,8 @@ class Restorer:
             mp3_low = np.tile(spec[:, : cfg.n_bins], (variants, 1, 1))
             random_phase = self._random_phase(seed, variants, c, first_frame, frames, prep.mid_side,
                                               prep.first_variant)
-            gains = (gain + extension_shelf(cfg)) * prep.mask1  # by cutoff, and by frequency (the sidecar's shelf)
+            # by cutoff, and by frequency (the sidecar's shelf)
+            gains = (gain + extension_shelf(prep.cutoff, cfg)) * prep.mask1
             if gains.any():  # on the restored band only: the MP3's own bins keep their level
                 restored = restored + gains[:, None].astype(np.float32)
             mag = np.maximum(np.exp(restored) - cfg.log_floor, 0.0)

@@ -377,3 +377,27 @@ def test_benchmarks_without_a_data_set_say_what_to_run(tmp_path: Path) -> None:
     (tmp_path / "d" / "pairs").mkdir()
     (tmp_path / "d" / "pairs" / "splits.json").write_text(json.dumps({"splits": {"test": ["d/music/b.ogg"]}}))
     assert read_splits(tmp_path / "d" / "pairs")["test"] == [str(tmp_path.resolve() / "d" / "music" / "b.ogg")]
+
+
+def test_lsd_shares_add_up_and_each_range_counts_only_its_own_bins() -> None:
+    """benchmarks/lsd_bands.py: the shares of the ranges sum to the mean squared
+    dB difference over all bins, and a difference above 19 kHz shows in that
+    range's share only."""
+    from lsd_bands import lsd_shares
+
+    from mp3fix.spectral import istft, stft
+
+    rng = np.random.default_rng(0)
+    ref = rng.standard_normal((2, SR)).astype(np.float32) * 0.1
+    assert not lsd_shares(ref, ref, [17000.0, 19000.0]).any()
+    spec = stft(ref, 2048, 512)
+    f = np.arange(spec.shape[-2]) * SR / 2048
+    spec[..., f >= 19500.0, :] *= 0.1  # 20 dB down above 19.5 kHz
+    deg = istft(spec, 2048, 512, ref.shape[-1])
+    shares = lsd_shares(ref, deg, [17000.0, 19000.0])
+    assert shares[0] < 1e-3 * shares[2] and shares[1] < 1e-2 * shares[2]
+    a, b = (np.abs(stft(x, 2048, 512)) ** 2 for x in (ref, deg))
+    d2 = (10 * np.log10(a + 1e-10) - 10 * np.log10(b + 1e-10)) ** 2
+    assert shares.sum() == pytest.approx(d2.mean(), rel=1e-5)
+    # the bins above 19.5 kHz are 20 dB down: their share is 400 dB^2 times their fraction of the bins
+    assert shares[2] == pytest.approx(400.0 * (f >= 19500.0).mean(), rel=0.1)

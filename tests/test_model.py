@@ -96,12 +96,18 @@ def test_sidecar_with_more_global_z_channels_than_z_channels_is_refused(tmp_path
 
 
 def test_shelf_is_per_bin_interpolated_in_hz_and_flat_beyond_the_points() -> None:
-    assert not extension_shelf(ModelConfig()).any()  # no points: no gain
+    assert not extension_shelf(400, ModelConfig()).any()  # no points: no gain
     cfg = ModelConfig(extension_shelf_db=[[19250.0, -24.0], [18750.0, 0.0]])  # any order
-    g = extension_shelf(cfg)
+    g = extension_shelf(_bin(5000, cfg), cfg)  # from any cutoff by default
     assert g.shape == (cfg.n_bins,) and g.dtype == np.float32
     assert not g[: _bin(18700, cfg)].any()
     assert g[_bin(19300, cfg):] == pytest.approx(-24.0 * DB)
     k = _bin(19000, cfg)
     f = k * cfg.sample_rate / cfg.n_fft
     assert g[k] == pytest.approx(-(f - 18750.0) / 500.0 * 24.0 * DB, rel=1e-5)
+
+
+def test_shelf_applies_only_from_its_cutoff_on() -> None:
+    cfg = ModelConfig(extension_shelf_db=[[18750.0, 0.0], [19250.0, -40.0]], extension_shelf_from_hz=13000.0)
+    assert not extension_shelf(_bin(11000, cfg), cfg).any()  # a 64 kbit/s cutoff: none
+    assert extension_shelf(_bin(17000, cfg), cfg)[-1] == pytest.approx(-40.0 * DB)  # 128 kbit/s: all of it

@@ -195,8 +195,12 @@ def test_extension_shelf_lowers_the_restored_band_above_its_frequency_only(
         fill_input: np.ndarray, fill_outputs: list[np.ndarray]) -> None:
     shelved = Restorer(FILL_MODEL, device="cpu", threads=1)
     shelved.config.extension_shelf_db = [[9750.0, 0.0], [10250.0, -12.0]]
+    shelved.config.extension_shelf_from_hz = 6000.0  # above this input's cutoff: no shelf
     (y,) = shelved.restore(fill_input, SR, seed=0, variants=1)
     free = fill_outputs[0]
+    np.testing.assert_array_equal(y, free)
+    shelved.config.extension_shelf_from_hz = 4000.0  # under it: the shelf
+    (y,) = shelved.restore(fill_input, SR, seed=0, variants=1)
     above = 20 * np.log10(_band_level(y, 11000, 16000) / _band_level(free, 11000, 16000))
     assert -12.5 < above < -11.5
     # the restored band under the shelf, and the MP3's own band, as without it

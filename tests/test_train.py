@@ -441,6 +441,11 @@ def test_export_update_rewrites_only_the_sidecars_settings(tmp_path: Path, monke
     monkeypatch.setattr(sys, "argv", ["export", "--update", str(onnx), "--extension-shelf-db", "18750:0,19250:-24"])
     export.main()
     assert load_config(onnx).extension_shelf_db == [[18750.0, 0.0], [19250.0, -24.0]]
+    assert load_config(onnx).extension_shelf_from_hz == 0.0
+    monkeypatch.setattr(sys, "argv", ["export", "--update", str(onnx), "--extension-shelf-from", "13000"])
+    export.main()
+    assert load_config(onnx).extension_shelf_from_hz == 13000.0
+    assert load_config(onnx).extension_shelf_db == [[18750.0, 0.0], [19250.0, -24.0]]
     assert load_config(onnx).hole_fill_bins == 96  # what was not given stays
     monkeypatch.setattr(sys, "argv", ["export", "--update", str(onnx), "--extension-shelf-db", "19000"])
     with pytest.raises(SystemExit, match="--extension-shelf-db: expected HZ:DB"):

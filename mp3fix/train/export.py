@@ -128,11 +128,13 @@ def parse_hole_fill(text: str) -> tuple[int, float, list[float]]:
 
 
 def update_sidecar(onnx_path: Path, hole_fill: str | None, metrics: Path | None, status: str,
-                   shelf: str | None = None) -> None:
+                   shelf: str | None = None, shelf_from: float | None = None) -> None:
     """The ``--update`` mode: the sidecar rewritten with the given settings only."""
     cfg = load_config(onnx_path)  # also checks that the sidecar belongs to this model
     if shelf is not None:
         cfg.extension_shelf_db = parse_points(shelf, "--extension-shelf-db")
+    if shelf_from is not None:
+        cfg.extension_shelf_from_hz = shelf_from
     if hole_fill is not None:
         cfg.hole_fill_bins, cfg.hole_fill_db, cfg.hole_fill_hz = parse_hole_fill(hole_fill)
     if metrics is not None:
@@ -171,16 +173,18 @@ def main() -> None:
     ap.add_argument("--extension-shelf-db", default=None, metavar="HZ:DB,...",
                     help="gain of the restored band by frequency, at any cutoff, on top of the calibration "
                          "by cutoff (e.g. 18750:0,19250:-24); default none")
+    ap.add_argument("--extension-shelf-from", type=float, default=None, metavar="HZ",
+                    help="the shelf applies to chunks whose cutoff is at least HZ (default 0: every chunk)")
     ap.add_argument("--hole-fill", default=None, metavar="BINS:DB:LO_HZ:HI_HZ",
                     help="fill the encoder's dropouts in the BINS under the cutoff where the MP3 is more than "
                          "DB below the model's restoration of them, before the band above is restored, for "
                          "cutoffs from LO_HZ to HI_HZ (ModelConfig.hole_fill_*); default off")
     ap.add_argument("--update", type=Path, metavar="ONNX",
-                    help="rewrite only this exported model's sidecar (--hole-fill, --extension-shelf-db, "
+                    help="rewrite only this exported model's sidecar (--hole-fill, --extension-shelf-db and -from, "
                          "--metrics, --status)")
     a = ap.parse_args()
     if a.update:
-        update_sidecar(a.update, a.hole_fill, a.metrics, a.status, a.extension_shelf_db)
+        update_sidecar(a.update, a.hole_fill, a.metrics, a.status, a.extension_shelf_db, a.extension_shelf_from)
         return
     if not (a.run / "last.pt").exists():
         raise SystemExit(f"error: no {a.run / 'last.pt'}: give --run a training run's folder (or a soup's)")
@@ -215,6 +219,7 @@ def main() -> None:
     cfg.metrics = json.loads(a.metrics.read_text()) if a.metrics else {}
     cfg.extension_gain_db = parse_points(a.extension_gain_db)
     cfg.extension_shelf_db = parse_points(a.extension_shelf_db or "", "--extension-shelf-db")
+    cfg.extension_shelf_from_hz = a.extension_shelf_from or 0.0
     if a.hole_fill is not None:
         cfg.hole_fill_bins, cfg.hole_fill_db, cfg.hole_fill_hz = parse_hole_fill(a.hole_fill)
     cfg.status = a.status or f"checkpoint at step {step}"
