@@ -119,9 +119,14 @@ def extension_gain(cutoff: int, cfg: ModelConfig) -> float:
     """
     if not cfg.extension_gain_db:
         return 0.0
-    hz, db = zip(*sorted(cfg.extension_gain_db), strict=True)
-    f = cutoff * cfg.sample_rate / cfg.n_fft
-    return float(np.interp(f, hz, db)) / 20.0 * float(np.log(10.0))
+    return float(_log_gain(cfg.extension_gain_db, cutoff * cfg.sample_rate / cfg.n_fft))
+
+
+def _log_gain(points: list[list[float]], hz: float | np.ndarray) -> np.ndarray:
+    """Natural-log gain at ``hz`` from [Hz, dB] ``points`` (any order), linear in
+    Hz between them and flat beyond the first and last."""
+    at, db = zip(*sorted(points), strict=True)
+    return np.interp(hz, at, db) / 20.0 * np.log(10.0)
 
 
 def extension_shelf(cutoff: int, cfg: ModelConfig) -> np.ndarray:
@@ -137,9 +142,7 @@ def extension_shelf(cutoff: int, cfg: ModelConfig) -> np.ndarray:
     """
     if not cfg.extension_shelf_db or cutoff * cfg.sample_rate / cfg.n_fft < cfg.extension_shelf_from_hz:
         return np.zeros(cfg.n_bins, np.float32)
-    hz, db = zip(*sorted(cfg.extension_shelf_db), strict=True)
-    f = np.arange(cfg.n_bins) * cfg.sample_rate / cfg.n_fft
-    return (np.interp(f, hz, db) / 20.0 * np.log(10.0)).astype(np.float32)
+    return _log_gain(cfg.extension_shelf_db, np.arange(cfg.n_bins) * cfg.sample_rate / cfg.n_fft).astype(np.float32)
 
 
 def hole_fill_bins(cutoff: int, cfg: ModelConfig) -> int:

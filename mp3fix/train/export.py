@@ -171,8 +171,8 @@ def main() -> None:
                     help="level calibration of the restored band by cutoff, chosen on validation "
                          "(e.g. 8000:0,10000:-2.5); default none")
     ap.add_argument("--extension-shelf-db", default=None, metavar="HZ:DB,...",
-                    help="gain of the restored band by frequency, at any cutoff, on top of the calibration "
-                         "by cutoff (e.g. 18750:0,19250:-24); default none")
+                    help="gain of the restored band by frequency, on top of the calibration by cutoff, for "
+                         "cutoffs from --extension-shelf-from on (e.g. 18750:0,19250:-40); default none")
     ap.add_argument("--extension-shelf-from", type=float, default=None, metavar="HZ",
                     help="the shelf applies to chunks whose cutoff is at least HZ (default 0: every chunk)")
     ap.add_argument("--hole-fill", default=None, metavar="BINS:DB:LO_HZ:HI_HZ",
