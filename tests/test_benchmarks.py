@@ -401,3 +401,40 @@ def test_lsd_shares_add_up_and_each_range_counts_only_its_own_bins() -> None:
     assert shares.sum() == pytest.approx(d2.mean(), rel=1e-5)
     # the bins above 19.5 kHz are 20 dB down: their share is 400 dB^2 times their fraction of the bins
     assert shares[2] == pytest.approx(400.0 * (f >= 19500.0).mean(), rel=0.1)
+
+
+def test_intact_measures_only_the_band_under_the_cutoff(pair) -> None:
+    """benchmarks/intact.py: the runtime restores from the MP3's brick wall; a
+    restoration that adds highs and leaves the band under the cutoff alone
+    scores the MP3's LSD there and moves nothing; one that changes that band
+    is caught by both; the ViSQOL hybrid takes the restoration's band under
+    the cutoff and the MP3's above."""
+    from intact import EDGE_HZ, lsd_under, moved_db, restore_and_cutoff, under_only
+
+    from mp3fix.restore import Restorer
+    from mp3fix.spectral import stft
+
+    orig, mp3 = pair
+    restorer = Restorer(None, device="cpu", threads=1)
+    y, hz = restore_and_cutoff(restorer, mp3)
+    assert CUT_HZ <= hz < CUT_HZ + 300.0  # the first bin above the cliff
+    assert restorer._prepare.__name__ == "_prepare"  # put back
+    assert moved_db(mp3, y, hz - EDGE_HZ - 64 * SR / 1024) < 0.05  # the shipped model leaves that band alone
+    assert restore_and_cutoff(restorer, orig)[1] == SR / 2  # full band: nothing restored
+    assert hz - EDGE_HZ < CUT_HZ - 200.0  # what intact.py counts as the kept band stays under it
+    # the highs put back exactly, the band under the cutoff as the MP3 has it: nothing there differs,
+    # although the whole spectra do (the MP3 has no highs)
+    assert lsd_under(orig, orig, hz - 300.0) == pytest.approx(lsd_under(orig, mp3, hz - 300.0), abs=0.05)
+    assert lsd_under(orig, mp3, CUT_HZ + 3000.0) > 5.0
+    assert moved_db(mp3, orig, hz - 300.0) < 0.1
+    louder = brickwall(mp3, 2000.0, SR) * 1.0 + (mp3 - brickwall(mp3, 2000.0, SR)) * 2.0  # +6 dB at 2-6 kHz
+    assert moved_db(mp3, louder, hz - 300.0) == pytest.approx(6.0, abs=0.5)
+    assert lsd_under(orig, louder, hz - 300.0) > lsd_under(orig, mp3, hz - 300.0) + 2.0
+    hybrid = under_only(mp3, louder + (orig - mp3), hz)
+    spec, ref = np.abs(stft(hybrid, 2048, 512)), np.abs(stft(louder, 2048, 512))
+    f = np.arange(spec.shape[-2]) * SR / 2048
+    inner = slice(4, -4)  # away from the ends
+    kept = (f > 2500) & (f < hz - 600)  # a few bins from the seam, where the re-analysis blurs it
+    assert np.allclose(spec[:, kept, inner], ref[:, kept, inner], rtol=0.02, atol=1e-4)
+    above = spec[:, f > hz + 300, inner] ** 2
+    assert above.sum() < 1e-4 * (ref[:, f < hz - 300, inner] ** 2).sum()  # the MP3's (empty) band above, not the highs
