@@ -1,7 +1,7 @@
 """Does mp3fix leave the band the MP3 kept alone? Per case, under the MP3's cutoff.
 
     python benchmarks/intact.py [--kbps 16,32,64] [--tracks 15] [--excerpts 3] [--seconds 10]
-        [--split test] [--model PATH] [--json F]
+        [--split test] [--mono] [--model PATH] [--json F]
 
 The same excerpts as ``quality.py --excerpts 3`` (held-out tracks, stereo, LAME
 at the bitrates' default sample rates), restored the same way (seed 0, with
@@ -24,7 +24,9 @@ but the encoder's dropouts in the 2.8 kHz just under the cutoff (``restore
   own spectrum above it (no restored band), minus the MP3's ViSQOL: what the
   changes under the cutoff alone do to the score.
 
-Prints a table per bitrate and the cases where mp3fix is worse than the MP3
+``--mono`` encodes a mono MP3 of each excerpt's mid at the sample rate the
+``lame`` command line picks for it (as ``posthoc.py --mono``), scored
+against that mid. Prints a table per bitrate and the cases where mp3fix is worse than the MP3
 under the cutoff (LSD more than 0.1 dB worse, or the score more than 0.02
 lower).
 """
@@ -45,6 +47,7 @@ from splits import read_splits  # noqa: E402
 from mp3fix.codec import encoder_band_hz, encoder_reach_hz  # noqa: E402
 from mp3fix.restore import Restorer  # noqa: E402
 from mp3fix.spectral import istft, stft  # noqa: E402
+from mp3fix.train.dataset import CONFIGS, EncoderConfig  # noqa: E402
 
 N_FFT, HOP = 2048, 512
 FILL_HZ = 64 * SR / 1024  # the most the dropout filling reaches under the cutoff (64 runtime bins)
@@ -111,6 +114,7 @@ def main() -> None:
     ap.add_argument("--excerpts", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--kbps", default="16,32,64")
+    ap.add_argument("--mono", action="store_true", help="mono MP3s of the excerpts' mid")
     ap.add_argument("--model", default=None)
     ap.add_argument("--no-visqol", action="store_true", help="LSD and moved only (fast)")
     ap.add_argument("--json", type=Path)
@@ -123,8 +127,12 @@ def main() -> None:
     for i, path in enumerate(tracks):
         for ei, ref in enumerate(excerpts(path, a.seconds, a.excerpts)):
             for kb in kbps:
-                s = setting(kb)
-                dec, orig = mp3_twin(ref, s)
+                if a.mono:
+                    s = EncoderConfig(kb, 1, {c.kbps: c.rate for c in CONFIGS if c.channels == 1}.get(kb, 44100), 1.0)
+                    dec, orig = mp3_twin(ref.mean(axis=0, keepdims=True), s)
+                else:
+                    s = setting(kb)
+                    dec, orig = mp3_twin(ref, s)
                 band = encoder_band_hz("mp3", kb, s.channels, s.rate)
                 reach = encoder_reach_hz("mp3", kb, s.channels, s.rate)
                 y, hz = restore_and_cutoff(restorer, dec, encoder_band_hz=band, encoder_reach_hz=reach)
@@ -138,7 +146,8 @@ def main() -> None:
         print(f"track {i + 1}/{len(tracks)} done", file=sys.stderr, flush=True)
     if a.json:
         a.json.write_text(json.dumps(rows, indent=1))
-    print(f"\n{len(tracks)} {a.split} tracks x {a.excerpts} x {a.seconds:g} s, stereo, seed 0\n")
+    layout = "mono" if a.mono else "stereo"
+    print(f"\n{len(tracks)} {a.split} tracks x {a.excerpts} x {a.seconds:g} s, {layout}, seed 0\n")
     print("| kbit/s | cases | LSD under the cutoff, MP3 / mp3fix (dB) | worse by > 0.1 dB | moved, 99th pct "
           "(max) dB | ViSQOL, MP3 / under only | lower by > 0.02 |")
     print("|---|---|---|---|---|---|---|")
