@@ -68,8 +68,15 @@ once as shipped and once per change:
   gammatone bands, estimated from the STFT, in ViSQOL's units of 10 log10 of
   RMS amplitude) is under UNITS, over 3 units; ViSQOL treats everything
   under -45 as silence (``gate``);
+- ``mp3:1``: the MP3 itself, unrestored (for the cases below it);
+- ``cap:DB``: after the restoration, each restored bin's mean power over the
+  excerpt no more than DB decibels above band copy's (``baselines.py``; its
+  -6 dB per 2 kHz), the bin scaled down by the excess (``band_copy_cap``);
 ``--mono`` encodes a mono MP3 (of the excerpt's mid) at the sample rate the
 ``lame`` command line picks for it, scored against that mid.
+``--lowpass HZ`` low-passes every excerpt at HZ before it is encoded and
+scored, a stand-in for originals that are band-limited themselves (item 6 of
+the model card's "What limits it now"), which the validation tracks lack.
 ``--keep-mp3-band`` restores the shipped baseline (and every change but
 ``fill``) without the shipped model's own dropout filling.
 Prints, per bitrate, ViSQOL and LSD of each change and its ViSQOL minus the
@@ -107,13 +114,13 @@ SELF_CAL_CENTRE = ([3785.0, 5727.0, 11132.0], [5.5, -0.8, -0.6])
 def parse_change(spec: str) -> tuple[str, list[float]]:
     kind, *args = spec.split(":")
     want = {"shelf": 2, "tilt": 1, "z": 1, "hybrid": 1, "source": 1, "keep": 1, "fill": 2, "phase": 1, "zlink": 1,
-            "copyfill": 2, "fillcap": 1, "fillleft": 1, "midfill": 1,
-            "candidate": 1, "selfcal": 2, "stereo": 1, "gain": 1, "level": 1, "fillgain": 1, "slopecap": 3, "gate": 1}
+            "copyfill": 2, "fillcap": 1, "fillleft": 1, "midfill": 1, "gate": 1, "cap": 1, "mp3": 1,
+            "candidate": 1, "selfcal": 2, "stereo": 1, "gain": 1, "level": 1, "fillgain": 1, "slopecap": 3}
     if kind not in want or len(args) != want[kind]:
         raise SystemExit(f"bad --change {spec!r}: shelf:HZ:DB, tilt:DB, z:SCALE, hybrid:HZ, source:HZ, keep:RATIO, "
                          "fill:BINS:DB, copyfill:BINS:DB, fillcap:F, fillleft:B, phase:N, zlink:1, midfill:1 "
                          "candidate:1, selfcal:BETA:CUTONLY, stereo:0|1|2, gain:DB, level:DB, fillgain:DB "
-                         "slopecap:MARGIN:OCTAVES:BANDS or gate:UNITS")
+                         "slopecap:MARGIN:OCTAVES:BANDS, gate:UNITS, cap:DB or mp3:1")
     return kind, [float(a) for a in args]
 
 
@@ -302,6 +309,8 @@ class Changed:
         elif kind == "shelf":
             self.shelf = (args[0], args[1])
         source = args[0] if kind == "source" else None
+        if kind == "mp3":
+            return x
         if kind == "candidate":
             if self.candidate is None:
                 raise SystemExit("--change candidate:1 needs --candidate MODEL")
@@ -324,6 +333,8 @@ class Changed:
         y = self.r.restore(x, SR, seed=0, variants=1, source_band_hz=source)[0]
         if kind == "gate":
             y = gate(y, x, args[0])
+        if kind == "cap":
+            y = band_copy_cap(y, x, args[0])
         if kind == "hybrid":
             n_fft = self.r.config.n_fft
             f = np.arange(n_fft // 2 + 1) * SR / n_fft
@@ -409,6 +420,23 @@ def gate(y: np.ndarray, mp3: np.ndarray, units: float, width: float = 3.0) -> np
     return istft(spec * g[None].astype(np.float32), n, _GATE_HOP, y.shape[-1])
 
 
+def band_copy_cap(y: np.ndarray, mp3: np.ndarray, db: float) -> np.ndarray:
+    """``y`` with each bin above the MP3's cutoff no louder, in mean power over
+    the excerpt and its channels, than band copy's plus ``db`` decibels."""
+    from mp3fix.spectral import detect_cutoff
+
+    n, hop = 1024, 512
+    cut = detect_cutoff(np.abs(stft(mp3, n, hop)[:, : n // 2]) ** 2)
+    if cut >= n // 2:
+        return y
+    spec = stft(y, n, hop)
+    ly = 10 * np.log10((np.abs(spec) ** 2).mean(axis=(0, -1)) + 1e-20)
+    lb = 10 * np.log10((np.abs(stft(band_copy(mp3), n, hop)) ** 2).mean(axis=(0, -1)) + 1e-20)
+    excess = np.maximum(0.0, ly - lb - db)
+    excess[:cut] = 0.0
+    return istft(spec * (10 ** (-excess / 20))[None, :, None].astype(np.float32), n, hop, y.shape[-1])
+
+
 def copy_fill(r: restore_module.Restorer, prep, bins: int, db: float):  # noqa: ANN001, ANN201
     """``prep`` (one variant, prepared without the model's dropout filling) with
     the dropouts in the ``bins`` under its cutoff filled from the band ``bins``
@@ -434,6 +462,15 @@ def copy_fill(r: restore_module.Restorer, prep, bins: int, db: float):  # noqa: 
     return prep
 
 
+def lowpassed(x: np.ndarray, hz: float) -> np.ndarray:
+    """``x`` without what lies above ``hz`` (a 500 Hz cosine ramp centred on it, in the STFT)."""
+    n, hop = 2048, 512
+    f = np.arange(n // 2 + 1) * SR / n
+    g = np.clip((hz + 250.0 - f) / 500.0, 0.0, 1.0)
+    g = 0.5 - 0.5 * np.cos(np.pi * g)
+    return istft(stft(x, n, hop) * g[None, :, None].astype(np.float32), n, hop, x.shape[-1]).astype(np.float32)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--change", action="append", required=True)
@@ -449,6 +486,7 @@ def main() -> None:
     ap.add_argument("--model", default=None)
     ap.add_argument("--candidate", default=None, help="a second ONNX model, restored by --change candidate:1")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--lowpass", type=float, default=None, help="low-pass every excerpt at HZ first")
     ap.add_argument("--keep-mp3-band", action="store_true",
                     help="the baseline without the shipped model's dropout filling under the cutoff")
     a = ap.parse_args()
@@ -460,6 +498,8 @@ def main() -> None:
     rows = []
     for i, path in enumerate(tracks):
         for ei, ref in enumerate(excerpts(path, a.seconds, a.excerpts)):
+            if a.lowpass:
+                ref = lowpassed(ref, a.lowpass)
             for kb in (int(k) for k in a.kbps.split(",")):
                 if a.mono:
                     rate = {c.kbps: c.rate for c in CONFIGS if c.channels == 1}.get(kb, 44100)

@@ -438,3 +438,37 @@ def test_intact_measures_only_the_band_under_the_cutoff(pair) -> None:
     assert np.allclose(spec[:, kept, inner], ref[:, kept, inner], rtol=0.02, atol=1e-4)
     above = spec[:, f > hz + 300, inner] ** 2
     assert above.sum() < 1e-4 * (ref[:, f < hz - 300, inner] ** 2).sum()  # the MP3's (empty) band above, not the highs
+
+
+def test_posthoc_gate_cap_and_lowpass_act_only_above_the_cutoff(pair) -> None:
+    """benchmarks/posthoc.py: ``gate`` fades the restored band out where its
+    ViSQOL band level is under the threshold (all of it under a threshold far
+    above, none under one far below) and leaves the band under the cutoff;
+    ``cap`` holds the restored band at band copy's level plus its margin and
+    leaves the band under the cutoff; ``lowpassed`` removes what lies above
+    its frequency and keeps what lies below."""
+    from posthoc import band_copy_cap, gate, lowpassed
+
+    orig, dec = pair
+    y = orig  # a "restoration" with the original's highs
+    a = stft_mag(y)[..., 4:-4]
+    low, top = slice(0, CUT_BIN - 8), slice(CUT_BIN + 12, 480)
+    for out in (gate(y, dec, 100.0), gate(y, dec, -200.0), band_copy_cap(y, dec, 0.0)):
+        m = stft_mag(out)[..., 4:-4]
+        assert np.abs(m[..., low, :] - a[..., low, :]).mean() < 0.01 * a[..., low, :].mean()
+    assert stft_mag(gate(y, dec, 100.0))[..., top, 4:-4].mean() < 1e-3 * a[..., top, :].mean()
+    np.testing.assert_allclose(stft_mag(gate(y, dec, -200.0))[..., 4:-4], a, rtol=1e-3, atol=1e-4 * a.max())
+    capped = stft_mag(band_copy_cap(y, dec, 0.0))[..., 4:-4]
+    bc = stft_mag(band_copy(dec))[..., 4:-4]
+    # the highs are as loud as the band under the cutoff; band copy's fall 6 dB per 2 kHz
+    far = slice(int(14000 / (SR / 1024)), int(16000 / (SR / 1024)))
+    level = 10 * np.log10((capped[..., far, :] ** 2).mean() / (bc[..., far, :] ** 2).mean())
+    assert abs(level) < 1.0 and (a[..., far, :] ** 2).mean() > 10 * (bc[..., far, :] ** 2).mean()
+    # 60 dB above band copy holds back next to nothing (only the deep notches between band copy's blocks)
+    loose = stft_mag(band_copy_cap(y, dec, 60.0))[..., 4:-4]
+    assert abs(10 * np.log10((loose[..., top, :] ** 2).mean() / (a[..., top, :] ** 2).mean())) < 0.5
+    assert np.isclose(loose, a, rtol=1e-3, atol=1e-4 * a.max()).mean() > 0.9
+    lp = stft_mag(lowpassed(orig, 4000.0))[..., 4:-4]
+    under, over = slice(0, int(3500 / (SR / 1024))), slice(int(4500 / (SR / 1024)), 500)
+    assert np.abs(lp[..., under, :] - a[..., under, :]).mean() < 0.01 * a[..., under, :].mean()
+    assert lp[..., over, :].mean() < 1e-3 * a[..., over, :].mean()
