@@ -41,13 +41,12 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality import SR, Visqol, excerpts, mp3_twin, setting  # noqa: E402
+from quality import SR, Visqol, excerpts, twin_at  # noqa: E402
 from splits import read_splits  # noqa: E402
 
 from mp3fix.codec import encoder_band_hz, encoder_reach_hz  # noqa: E402
 from mp3fix.restore import Restorer  # noqa: E402
 from mp3fix.spectral import istft, stft  # noqa: E402
-from mp3fix.train.dataset import CONFIGS, EncoderConfig  # noqa: E402
 
 N_FFT, HOP = 2048, 512
 FILL_HZ = 64 * SR / 1024  # the most the dropout filling reaches under the cutoff (64 runtime bins)
@@ -127,12 +126,7 @@ def main() -> None:
     for i, path in enumerate(tracks):
         for ei, ref in enumerate(excerpts(path, a.seconds, a.excerpts)):
             for kb in kbps:
-                if a.mono:
-                    s = EncoderConfig(kb, 1, {c.kbps: c.rate for c in CONFIGS if c.channels == 1}.get(kb, 44100), 1.0)
-                    dec, orig = mp3_twin(ref.mean(axis=0, keepdims=True), s)
-                else:
-                    s = setting(kb)
-                    dec, orig = mp3_twin(ref, s)
+                dec, orig, s = twin_at(ref, kb, a.mono)
                 band = encoder_band_hz("mp3", kb, s.channels, s.rate)
                 reach = encoder_reach_hz("mp3", kb, s.channels, s.rate)
                 y, hz = restore_and_cutoff(restorer, dec, encoder_band_hz=band, encoder_reach_hz=reach)

@@ -97,14 +97,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baselines import band_copy  # noqa: E402
-from quality import SR, Visqol, excerpts, lsd, mp3_twin, setting  # noqa: E402
+from quality import SR, Visqol, excerpts, lsd, twin_at  # noqa: E402
 from splits import read_splits  # noqa: E402
 
 import mp3fix.restore as restore_module  # noqa: E402
 from mp3fix.model import extension_gain, fill_holes  # noqa: E402
 from mp3fix.phase import copy_phase_sources  # noqa: E402
 from mp3fix.spectral import from_mid_side, istft, log_magnitude, stft, to_mid_side  # noqa: E402
-from mp3fix.train.dataset import CONFIGS, EncoderConfig  # noqa: E402
 
 # the filling pass's mean level error (dB) at the cutoffs of 16, 32 and 64 kbit/s
 # (21 training and 9 validation tracks, 3 excerpts each)
@@ -501,11 +500,7 @@ def main() -> None:
             if a.lowpass:
                 ref = lowpassed(ref, a.lowpass)
             for kb in (int(k) for k in a.kbps.split(",")):
-                if a.mono:
-                    rate = {c.kbps: c.rate for c in CONFIGS if c.channels == 1}.get(kb, 44100)
-                    dec, r = mp3_twin(ref.mean(axis=0, keepdims=True), EncoderConfig(kb, 1, rate, 1.0))
-                else:
-                    dec, r = mp3_twin(ref, setting(kb))
+                dec, r, _ = twin_at(ref, kb, a.mono)
                 row = {"track": Path(path).name, "excerpt": ei, "kbps": kb, "visqol": {}, "lsd": {}}
                 for spec, kind, args in [("shipped", "", None)] + changes:
                     y = run(dec, kind, args)

@@ -54,6 +54,21 @@ def setting(kbps: int) -> EncoderConfig:
 
 
 SETTINGS = [setting(k) for k in (16, 32, 64)]
+# and mono (from 96 kbit/s on 44.1 kHz)
+LAME_RATE_MONO = {c.kbps: c.rate for c in CONFIGS if c.channels == 1}
+
+
+def mono_setting(kbps: int) -> EncoderConfig:
+    return EncoderConfig(kbps, 1, LAME_RATE_MONO.get(kbps, 44100), 1.0)
+
+
+def twin_at(ref: np.ndarray, kbps: int, mono: bool = False) -> tuple[np.ndarray, np.ndarray, EncoderConfig]:
+    """(decoded MP3, original, setting) of one stereo excerpt at ``kbps``, as the
+    lame command line encodes it: stereo, or with ``mono`` a mono MP3 of its
+    mid, scored against that mid."""
+    s = mono_setting(kbps) if mono else setting(kbps)
+    dec, orig = mp3_twin(ref.mean(axis=0, keepdims=True) if mono else ref, s)
+    return dec, orig, s
 
 
 def mp3_twin(ref: np.ndarray, s: EncoderConfig) -> tuple[np.ndarray, np.ndarray]:

@@ -472,3 +472,19 @@ def test_posthoc_gate_cap_and_lowpass_act_only_above_the_cutoff(pair) -> None:
     under, over = slice(0, int(3500 / (SR / 1024))), slice(int(4500 / (SR / 1024)), 500)
     assert np.abs(lp[..., under, :] - a[..., under, :]).mean() < 0.01 * a[..., under, :].mean()
     assert lp[..., over, :].mean() < 1e-3 * a[..., over, :].mean()
+
+
+def test_twin_at_encodes_stereo_or_the_mid_in_mono_as_lame_picks() -> None:
+    """benchmarks/quality.py: ``twin_at`` gives a stereo MP3 at the stereo rate
+    lame picks, or with ``mono`` a mono MP3 of the mid at the mono rate,
+    scored against that mid."""
+    from quality import twin_at
+
+    ref = enveloped_noise(SR, SR, channels=2, seed=5)
+    dec, orig, s = twin_at(ref, 32)
+    assert (s.channels, s.rate) == (2, 16000) and dec.shape[0] == 2
+    np.testing.assert_array_equal(orig, ref[:, : orig.shape[1]])
+    dec, orig, s = twin_at(ref, 32, mono=True)
+    assert (s.channels, s.rate) == (1, 22050) and dec.shape[0] == 1
+    np.testing.assert_allclose(orig[0], ref.mean(axis=0)[: orig.shape[1]], rtol=0, atol=1e-6)
+    assert abs(dec.shape[1] - SR) < 0.01 * SR  # the decoded MP3 lines up with the excerpt
