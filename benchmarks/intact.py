@@ -7,16 +7,15 @@ The same excerpts as ``quality.py --excerpts 3`` (held-out tracks, stereo, LAME
 at the bitrates' default sample rates), restored the same way (seed 0, with
 the encoder's band and guards). The cutoff is the runtime's own: the lowest
 it found over the excerpt's chunks (a quiet passage can have a lower one than
-the rest). The restoration is compared with the MP3 *under* it (the band the
-MP3 kept in every chunk: up to 12 runtime bins, 0.5 kHz, under that cutoff,
-below the ramp where the restored band fades in), where mp3fix is meant to
-change nothing
-but the encoder's dropouts in the 2.8 kHz just under the cutoff (``restore
---keep-mp3-band`` turns that filling off):
+the rest). The restoration is compared with the MP3 *under* it, in the band
+the MP3 kept in every chunk: up to 12 runtime bins (0.5 kHz) under that
+cutoff, below the ramp where the restored band fades in. There mp3fix is
+meant to change nothing but the encoder's dropouts in the 2.8 kHz just
+under the cutoff (``restore --keep-mp3-band`` turns that filling off):
 
-- ``LSD under``: the log-spectral distance to the original over the bins
-  under the cutoff only (per frame and channel, RMS over those bins, mean
-  over frames), for the MP3 and for mp3fix;
+- ``LSD under``: the log-spectral distance to the original over the kept
+  band only (per frame and channel, RMS over those bins, mean over frames),
+  for the MP3 and for mp3fix;
 - ``moved``: the 99th percentile of |mp3fix - MP3| in dB over the bins more
   than 2.8 kHz under the cutoff (those no pass of mp3fix may touch) and the
   frames within 60 dB of the loudest (resynthesis leaves about 0.0x dB);
@@ -26,9 +25,9 @@ but the encoder's dropouts in the 2.8 kHz just under the cutoff (``restore
 
 ``--mono`` encodes a mono MP3 of each excerpt's mid at the sample rate the
 ``lame`` command line picks for it (as ``posthoc.py --mono``), scored
-against that mid. Prints a table per bitrate and the cases where mp3fix is worse than the MP3
-under the cutoff (LSD more than 0.1 dB worse, or the score more than 0.02
-lower).
+against that mid. Prints a table per bitrate and the cases where mp3fix is
+worse than the MP3 under the cutoff (LSD more than 0.1 dB worse, or the
+score more than 0.02 lower).
 """
 
 from __future__ import annotations

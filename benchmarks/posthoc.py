@@ -396,15 +396,21 @@ _CF = (-(_EARQ * _MINBW) + np.exp(np.arange(1, 33) * (np.log(50.0 + _EARQ * _MIN
 _GATE_FFT, _GATE_HOP, _GATE_CALIB = 1024, 512, -2.1
 
 
+def mp3_cutoff(mp3: np.ndarray, n_fft: int = 1024, hop: int = 512) -> int:
+    """The MP3's cutoff over the whole excerpt, in bins of an ``n_fft`` STFT
+    (``n_fft // 2``: none)."""
+    from mp3fix.spectral import detect_cutoff
+
+    return detect_cutoff(np.abs(stft(mp3, n_fft, hop)[:, : n_fft // 2]) ** 2)
+
+
 def gate(y: np.ndarray, mp3: np.ndarray, units: float, width: float = 3.0) -> np.ndarray:
     """``y`` with its band above the MP3's cutoff faded out where the mono mix's
     ViSQOL band level (smoothed over 7 frames) is under ``units``."""
     from scipy.ndimage import uniform_filter1d
 
-    from mp3fix.spectral import detect_cutoff
-
     n = _GATE_FFT
-    cut = detect_cutoff(np.abs(stft(mp3, n, _GATE_HOP)[:, : n // 2]) ** 2)
+    cut = mp3_cutoff(mp3, n, _GATE_HOP)
     if cut >= n // 2:
         return y
     f = np.arange(n // 2 + 1) * SR / n
@@ -422,10 +428,8 @@ def gate(y: np.ndarray, mp3: np.ndarray, units: float, width: float = 3.0) -> np
 def band_copy_cap(y: np.ndarray, mp3: np.ndarray, db: float) -> np.ndarray:
     """``y`` with each bin above the MP3's cutoff no louder, in mean power over
     the excerpt and its channels, than band copy's plus ``db`` decibels."""
-    from mp3fix.spectral import detect_cutoff
-
     n, hop = 1024, 512
-    cut = detect_cutoff(np.abs(stft(mp3, n, hop)[:, : n // 2]) ** 2)
+    cut = mp3_cutoff(mp3, n, hop)
     if cut >= n // 2:
         return y
     spec = stft(y, n, hop)
