@@ -50,15 +50,23 @@ OWN_REACH_SHARE = 0.955
 
 # ... but only at the settings (bitrate, channels, rate) where that was
 # measured to hold: 64 kbit/s stereo at 24 kHz (what the lame command line
-# picks) and 48 mono at 32 or 44.1 kHz, whose full-band chunks all reached
-# 0.97 of the band or more (``benchmarks/edges.py --lame-grid``). Elsewhere
+# picks), 48 mono at 32 or 44.1 kHz, and 96 stereo at 32 kHz (the lame command
+# line's rate) or 44.1 kHz, whose full-band chunks all reached 0.97 of the
+# band or more (``benchmarks/edges.py --lame-grid``; at 96 kbit/s a recording
+# that ends at 13.9 kHz, 0.92 of the 15.1 kHz band and so above the cliff's
+# 0.85, reached 0.91-0.93, the full-band chunks of the training, validation
+# and test excerpts 0.975 and up, and restoring it cost 0.25-0.45 ViSQOL;
+# model card, item 27). At 128 and 160 kbit/s it cannot tell: LAME drops
+# its band above 16 kHz in many chunks of full-band music (0.92-0.95 of the
+# band), as low as an original that ends at 16 kHz reaches. Elsewhere
 # the encoder keeps less than its table's band in every frame of some music:
 # at 22.05 kHz full-band music reached 0.90-0.94 of it in every chunk,
 # at 56 kbit/s stereo, at 64 stereo kept at 32 or 44.1 kHz, at 56 or 64 mono
 # a few chunks reached 0.72-0.94; at 16 and 32 kbit/s the quiet top bands of
 # dark music are dropped in nearly every frame (0.72-0.87). From 13 kHz up
 # the cliff decides (``own_edge_hz``).
-REACH_SETTINGS: frozenset[tuple[int, int, int]] = frozenset({(64, 2, 24000), (48, 1, 32000), (48, 1, 44100)})
+REACH_SETTINGS: frozenset[tuple[int, int, int]] = frozenset(
+    {(64, 2, 24000), (48, 1, 32000), (48, 1, 44100), (96, 2, 32000), (96, 2, 44100)})
 
 # Frames reaching beyond this share of the band hold no encoder's content (a
 # click, the step where a file starts or stops abruptly) and do not count.

@@ -71,6 +71,10 @@ def test_reach_tells_only_at_the_measured_settings() -> None:
     assert encoder_reach_hz("mp3float", 64, 2, 24000) == pytest.approx(OWN_REACH_SHARE * 11000.0)
     assert encoder_reach_hz("mp3", 48, 1, 32000) == pytest.approx(OWN_REACH_SHARE * 11250.0)
     assert encoder_reach_hz("mp3", 48, 1, 44100) == pytest.approx(OWN_REACH_SHARE * 11250.0)  # ffmpeg's choice
+    assert encoder_reach_hz("mp3", 96, 2, 32000) == pytest.approx(OWN_REACH_SHARE * 15100.0)  # lame's choice
+    assert encoder_reach_hz("mp3", 96, 2, 44100) == pytest.approx(OWN_REACH_SHARE * 15100.0)
+    assert encoder_reach_hz("mp3", 96, 2, 48000) is None  # a full-band chunk fell short there
+    assert encoder_reach_hz("mp3", 160, 2, 44100) is None  # LAME drops its band above 16 kHz
     assert encoder_reach_hz("mp3", 64, 1, 24000) is None  # mono: a few full-band chunks fell short
     assert encoder_reach_hz("mp3", 64, 2, 22050) is None  # LAME keeps less than its table there
     assert encoder_reach_hz("mp3", 64, 2, 44100) is None  # and drops dark music's top bands
@@ -186,3 +190,30 @@ def test_restore_file_at_64_kbps_tells_a_recordings_edge_from_the_encoders(tmp_p
     assert info.encoder_band_hz == 11000.0 and info.encoder_reach_hz is None
     res = r.restore_file(other, [tmp_path / "other.wav"])
     assert not any("recording itself" in n for n in res.notes), res.notes
+
+
+def test_restore_file_at_96_kbps_tells_a_recordings_edge_above_the_cliffs_share(tmp_path: Path,
+                                                                                fill_model: Path) -> None:
+    # LAME at 96 kbit/s (32 kHz, keeps 15.1 kHz): a recording that ends at 13.3
+    # kHz has its cliff above 0.85 of the band, where the cliff cannot tell,
+    # but its frames reach no higher (0.92 of the band with the window's
+    # leakage, as a held-out original that ends at 13.9 kHz reached 0.91-0.93);
+    # full-band noise reaches the band
+    from mp3fix import audio
+
+    r = Restorer(fill_model, device="cpu", threads=1)
+    assert 13300.0 > OWN_EDGE_SHARE * 15100.0
+    narrow = make_mp3(tmp_path, "narrow96", lowpass_noise(3 * SR, 13300.0, SR, channels=2, seed=8), SR, 2, 32000, 96)
+    info = audio.probe(narrow)
+    assert info.encoder_band_hz == 15100.0 and info.encoder_reach_hz == pytest.approx(OWN_REACH_SHARE * 15100.0)
+    res = r.restore_file(narrow, [tmp_path / "narrow.wav"])
+    assert any("recording itself ends below the 15.1 kHz a 96 kbit/s MP3 keeps" in n for n in res.notes), res.notes
+    out, _ = audio.decode(tmp_path / "narrow.wav", SR)
+    dec, _ = audio.decode(narrow, SR)
+    np.testing.assert_allclose(out, dec, atol=1e-4)
+    full = make_mp3(tmp_path, "full96", lowpass_noise(3 * SR, 20000.0, SR, channels=2, seed=9), SR, 2, 32000, 96)
+    res = r.restore_file(full, [tmp_path / "full.wav"])
+    assert not any("recording itself" in n for n in res.notes), res.notes
+    out, _ = audio.decode(tmp_path / "full.wav", SR)
+    dec, _ = audio.decode(full, SR)
+    assert np.abs(out - dec).max() > 1e-3  # restored above 15.1 kHz (a left-alone file differs by < 1e-4)
