@@ -164,26 +164,41 @@ def test_guard_can_be_turned_off_for_a_file_and_on_the_command_line(tmp_path: Pa
     np.testing.assert_allclose(cli2, out, atol=1e-4)  # the command line does what the library does
 
 
+def _reach_tells(tmp_path: Path, model: Path, kbps: int, rate: int, band_hz: float, edge_hz: float,
+                 restored_by: float) -> Restorer:
+    """Real LAME MP3s at ``kbps`` and ``rate``: a recording that ends at
+    ``edge_hz`` comes back as the MP3 has it, with the note; full-band noise
+    (the encoder's own cliff) is restored (its output moves by more than
+    ``restored_by``)."""
+    from mp3fix import audio
+
+    r = Restorer(model, device="cpu", threads=1)
+    narrow = make_mp3(tmp_path, f"narrow{kbps}", lowpass_noise(3 * SR, edge_hz, SR, channels=2, seed=6), SR, 2, rate,
+                      kbps)
+    info = audio.probe(narrow)
+    assert info.encoder_band_hz == band_hz and info.encoder_reach_hz == pytest.approx(OWN_REACH_SHARE * band_hz)
+    res = r.restore_file(narrow, [tmp_path / "narrow.wav"])
+    note = f"recording itself ends below the {band_hz / 1000:.1f} kHz a {kbps} kbit/s MP3 keeps"
+    assert any(note in n for n in res.notes), res.notes
+    out, _ = audio.decode(tmp_path / "narrow.wav", SR)
+    dec, _ = audio.decode(narrow, SR)
+    np.testing.assert_allclose(out, dec, atol=1e-4)
+    full = make_mp3(tmp_path, f"full{kbps}", lowpass_noise(3 * SR, 20000.0, SR, channels=2, seed=7), SR, 2, rate, kbps)
+    res = r.restore_file(full, [tmp_path / "full.wav"])
+    assert not any("recording itself" in n for n in res.notes), res.notes
+    out, _ = audio.decode(tmp_path / "full.wav", SR)
+    dec, _ = audio.decode(full, SR)
+    assert np.abs(out - dec).max() > restored_by
+    return r
+
+
 def test_restore_file_at_64_kbps_tells_a_recordings_edge_from_the_encoders(tmp_path: Path,
                                                                            fill_model: Path) -> None:
     # LAME at 64 kbit/s (24 kHz, keeps 11 kHz): an 8 kHz recording is left as
     # it is, full-band noise (the encoder's own cliff) is restored
     from mp3fix import audio
 
-    r = Restorer(fill_model, device="cpu", threads=1)
-    narrow = make_mp3(tmp_path, "narrow64", lowpass_noise(3 * SR, 8000.0, SR, channels=2, seed=6), SR, 2, 24000, 64)
-    assert audio.probe(narrow).encoder_band_hz == 11000.0
-    res = r.restore_file(narrow, [tmp_path / "narrow.wav"])
-    assert any("recording itself ends below the 11.0 kHz a 64 kbit/s MP3 keeps" in n for n in res.notes), res.notes
-    out, _ = audio.decode(tmp_path / "narrow.wav", SR)
-    dec, _ = audio.decode(narrow, SR)
-    np.testing.assert_allclose(out, dec, atol=1e-4)
-    full = make_mp3(tmp_path, "full64", lowpass_noise(3 * SR, 20000.0, SR, channels=2, seed=7), SR, 2, 24000, 64)
-    res = r.restore_file(full, [tmp_path / "full.wav"])
-    assert not any("recording itself" in n for n in res.notes), res.notes
-    out, _ = audio.decode(tmp_path / "full.wav", SR)
-    dec, _ = audio.decode(full, SR)
-    assert np.abs(out - dec).max() > 1e-2
+    r = _reach_tells(tmp_path, fill_model, 64, 24000, 11000.0, 8000.0, restored_by=1e-2)
     # the 8 kHz recording at 64 kbit/s kept at 22.05 kHz: the reach cannot tell there, restored
     other = make_mp3(tmp_path, "narrow64at22", lowpass_noise(3 * SR, 8000.0, SR, channels=2, seed=6), SR, 2, 22050, 64)
     info = audio.probe(other)
@@ -197,23 +212,8 @@ def test_restore_file_at_96_kbps_tells_a_recordings_edge_above_the_cliffs_share(
     # LAME at 96 kbit/s (32 kHz, keeps 15.1 kHz): a recording that ends at 13.3
     # kHz has its cliff above 0.85 of the band, where the cliff cannot tell,
     # but its frames reach no higher (0.92 of the band with the window's
-    # leakage, as a held-out original that ends at 13.9 kHz reached 0.91-0.93);
-    # full-band noise reaches the band
-    from mp3fix import audio
-
-    r = Restorer(fill_model, device="cpu", threads=1)
+    # leakage, as a validation original that ends at 13.9 kHz reached
+    # 0.91-0.93); full-band noise reaches the band and is restored above 15.1
+    # kHz (a file left alone moves by less than 1e-4)
     assert 13300.0 > OWN_EDGE_SHARE * 15100.0
-    narrow = make_mp3(tmp_path, "narrow96", lowpass_noise(3 * SR, 13300.0, SR, channels=2, seed=8), SR, 2, 32000, 96)
-    info = audio.probe(narrow)
-    assert info.encoder_band_hz == 15100.0 and info.encoder_reach_hz == pytest.approx(OWN_REACH_SHARE * 15100.0)
-    res = r.restore_file(narrow, [tmp_path / "narrow.wav"])
-    assert any("recording itself ends below the 15.1 kHz a 96 kbit/s MP3 keeps" in n for n in res.notes), res.notes
-    out, _ = audio.decode(tmp_path / "narrow.wav", SR)
-    dec, _ = audio.decode(narrow, SR)
-    np.testing.assert_allclose(out, dec, atol=1e-4)
-    full = make_mp3(tmp_path, "full96", lowpass_noise(3 * SR, 20000.0, SR, channels=2, seed=9), SR, 2, 32000, 96)
-    res = r.restore_file(full, [tmp_path / "full.wav"])
-    assert not any("recording itself" in n for n in res.notes), res.notes
-    out, _ = audio.decode(tmp_path / "full.wav", SR)
-    dec, _ = audio.decode(full, SR)
-    assert np.abs(out - dec).max() > 1e-3  # restored above 15.1 kHz (a left-alone file differs by < 1e-4)
+    _reach_tells(tmp_path, fill_model, 96, 32000, 15100.0, 13300.0, restored_by=1e-3)
