@@ -18,7 +18,7 @@ as ``quality.py`` does.
    recording's own edge. ``--lame-grid`` instead encodes one 20-s excerpt of
    every sixth training track and every validation track (full-band music
    but for one: none of them ends below 11 kHz) at bitrates, channel counts
-   and rates from 48 to 160 kbit/s, and prints the same per setting, with
+   and rates from 48 to 256 kbit/s, and prints the same per setting, with
    the chunks the runtime's guards (cliff and reach) leave alone (with the
    MP3's cliff in kHz, and "own edge" where the original itself stops there,
    "MISS" where it goes on above it): where the reach cannot tell, full-band
@@ -161,7 +161,7 @@ GRID = [EncoderConfig(kb, ch, rate, 1.0) for kb, ch, rates in (
     (56, 2, (22050, 24000, 32000, 44100)), (64, 2, (22050, 24000, 32000, 44100)),
     (56, 1, (22050, 24000)), (64, 1, (22050, 24000, 44100)), (48, 1, (32000, 44100)),
     (80, 2, (32000, 44100)), (96, 2, (32000, 44100, 48000)), (128, 2, (32000, 44100, 48000)),
-    (160, 2, (44100,)), (96, 1, (44100,))) for rate in rates]
+    (160, 2, (44100,)), (192, 2, (44100,)), (256, 2, (44100,)), (96, 1, (44100,))) for rate in rates]
 
 
 def lame_grid(data: Path, seconds: float = 20.0) -> None:
@@ -271,7 +271,7 @@ def main() -> None:
     ap.add_argument("--kbps", default="16,32,64")
     ap.add_argument("--json", type=Path, help="write the measurements here (and read them back with --from-json)")
     ap.add_argument("--from-json", type=Path, help="report on measurements written by --json")
-    ap.add_argument("--lame-grid", action="store_true", help="the reach and the guards at settings of 48-160 kbit/s")
+    ap.add_argument("--lame-grid", action="store_true", help="the reach and the guards at settings of 48-256 kbit/s")
     a = ap.parse_args()
     if a.lame_grid:
         lame_grid(a.data)

@@ -363,8 +363,8 @@ def restore(
     ignore_bitrate: Annotated[
         bool, typer.Option("--ignore-bitrate", metavar="", help="Restore also where an MP3's bitrate says the "
                            "recording itself ends below the band its encoder keeps (where that band is 13 kHz or "
-                           "more, e.g. 80 kbit/s stereo and up, and at 64 or 96 kbit/s stereo or 48 mono, such passages "
-                           "are left alone; an MP3 re-encoded from a lower bitrate looks the same).")
+                           "more, e.g. 80 kbit/s stereo and up, and at 64, 96 or 256 kbit/s stereo or 48 mono, such "
+                           "passages are left alone; an MP3 re-encoded from a lower bitrate looks the same).")
     ] = False,
     source_band: Annotated[
         float | None,

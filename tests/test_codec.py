@@ -75,6 +75,7 @@ def test_reach_tells_only_at_the_measured_settings() -> None:
     assert encoder_reach_hz("mp3", 96, 2, 44100) == pytest.approx(OWN_REACH_SHARE * 15100.0)
     assert encoder_reach_hz("mp3", 96, 2, 48000) is None  # a full-band chunk fell short there
     assert encoder_reach_hz("mp3", 160, 2, 44100) is None  # LAME drops its band above 16 kHz
+    assert encoder_reach_hz("mp3", 256, 2, 44100) == pytest.approx(OWN_REACH_SHARE * 19700.0)
     assert encoder_reach_hz("mp3", 64, 1, 24000) is None  # mono: a few full-band chunks fell short
     assert encoder_reach_hz("mp3", 64, 2, 22050) is None  # LAME keeps less than its table there
     assert encoder_reach_hz("mp3", 64, 2, 44100) is None  # and drops dark music's top bands
