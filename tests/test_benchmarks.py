@@ -488,3 +488,38 @@ def test_twin_at_encodes_stereo_or_the_mid_in_mono_as_lame_picks() -> None:
     assert (s.channels, s.rate) == (1, 22050) and dec.shape[0] == 1
     np.testing.assert_allclose(orig[0], ref.mean(axis=0)[: orig.shape[1]], rtol=0, atol=1e-6)
     assert abs(dec.shape[1] - SR) < 0.01 * SR  # the decoded MP3 lines up with the excerpt
+
+
+def test_twins_shelve_only_above_the_edge_and_compare_only_the_kept_band(pair) -> None:
+    """benchmarks/twins.py: a twin is its original with one band changed (the
+    band under the edge untouched); the MP3s' distance counts only the band the
+    encoder keeps; an excerpt is served by a level only if no twin is more than
+    0.1 below its MP3 there."""
+    from twins import kept_band_lsd, one_level_serves, shelved, twin_originals
+
+    from mp3fix.spectral import stft
+
+    orig, mp3 = pair
+    f = np.arange(1025) * SR / 2048
+
+    def band_db(x: np.ndarray, lo: float, hi: float) -> float:
+        p = np.abs(stft(x, 2048, 512)[:, (f > lo) & (f < hi), 4:-4]) ** 2
+        return float(10 * np.log10(p.mean()))
+
+    dark = shelved(orig, 8000.0, -15.0)
+    assert band_db(dark, 9000, 20000) == pytest.approx(band_db(orig, 9000, 20000) - 15.0, abs=0.3)
+    assert band_db(dark, 1000, 7500) == pytest.approx(band_db(orig, 1000, 7500), abs=0.01)
+    twins = twin_originals(orig, 5500.0, 16000, -15.0)
+    assert band_db(twins["ends 10k"], 11000, 20000) < band_db(orig, 11000, 20000) - 100.0
+    # the dark twin's shelf sits at the resampler's Nyquist (8 kHz) where that is above the band + 1 kHz
+    assert band_db(twins["dark"], 2000, 7500) == pytest.approx(band_db(orig, 2000, 7500), abs=0.01)
+    assert band_db(twins["dark"], 8500, 20000) == pytest.approx(band_db(orig, 8500, 20000) - 15.0, abs=0.3)
+    # the highs differ by everything, the band under 5.5 kHz not at all
+    assert kept_band_lsd(orig, mp3, CUT_HZ - 500.0) < 0.1
+    assert kept_band_lsd(orig, mp3, CUT_HZ + 3000.0) > 5.0
+    assert kept_band_lsd(orig, orig * 2.0, 5000.0) == pytest.approx(6.02, abs=0.01)
+    row = {"gain": {"full": {"0": 0.4, "-12": 0.1}, "ends 10k": {"0": -0.5, "-12": -0.05},
+                    "dark": {"0": -0.11, "-12": 0.2}}}
+    assert one_level_serves(row, ["0", "-12"]) == ["-12"]
+    row["gain"]["dark"]["-12"] = -0.2
+    assert one_level_serves(row, ["0", "-12"]) == []
