@@ -104,7 +104,9 @@ def encode(ref: np.ndarray, s: EncoderConfig) -> tuple[np.ndarray, str]:
 
 
 def kept_band_lsd(a: np.ndarray, b: np.ndarray, band_hz: float) -> float:
-    """LSD (dB) between ``a`` and ``b`` over the bins under ``band_hz``, frames within 60 dB of the loudest."""
+    """LSD (dB) between ``a`` and ``b`` over the bins under ``band_hz``: ``intact.lsd_under``, but
+    over the frames within 60 dB of ``a``'s loudest only, so that silence both share does not count
+    as agreement."""
     top = int(band_hz * N_FFT / SR)
     pa = np.abs(stft(a, N_FFT, HOP)[:, 1:top]) ** 2
     pb = np.abs(stft(b, N_FFT, HOP)[:, 1:top]) ** 2
